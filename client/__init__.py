@@ -1,0 +1,1 @@
+"""CaseVault client: the only side that ever holds content keys."""

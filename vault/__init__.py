@@ -1,0 +1,1 @@
+"""CaseVault server: stores ciphertext and signed records, never plaintext or content keys."""

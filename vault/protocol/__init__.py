@@ -1,0 +1,1 @@
+"""Pure format code shared by server and client. Imports nothing else from the project."""
