@@ -253,9 +253,7 @@ def verify_membership_append(
     state: MembershipState, signed: Any, identities_by_user_id: Mapping[str, IdentityRecord]
 ) -> MembershipState:
     """Check one new entry against an already replayed state (the server's append path)."""
-    return replay_membership(
-        [e.signed for e in state.entries] + [signed], identities_by_user_id
-    )
+    return replay_membership([e.signed for e in state.entries] + [signed], identities_by_user_id)
 
 
 def _signer_matches(snap: Snapshot, user_id: str, ident: IdentityRecord) -> bool:
