@@ -1,0 +1,109 @@
+"""Helpers of the adversarial suite: real identities and a real signed membership log.
+
+Nothing here fakes the component under test: identities are the client's real `Identity`
+objects, membership entries are signed with their keys and replayed with the same
+`replay_membership` that the client and the server run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from client.crypto.keys import Identity
+from client.crypto.seal import make_key_link, new_case_key
+from vault.protocol.encoding import b64d, b64e, canonical_json, parse_canonical
+from vault.protocol.ids import new_id
+from vault.protocol.membership import (
+    MembershipState,
+    membership_entry_body,
+    replay_membership,
+)
+from vault.protocol.records import LABEL_MEMBERSHIP, ZERO_HASH, IdentityRecord
+
+
+def make_identity(username: str) -> Identity:
+    return Identity.generate(new_id(), username, now=1_700_000_000)
+
+
+@dataclass
+class CaseLog:
+    """A case's signed membership log, built entry by entry the way an owner's client does."""
+
+    owner: Identity
+    case_id: str = field(default_factory=new_id)
+    entries: list[dict] = field(default_factory=list)
+    identities: dict[str, IdentityRecord] = field(default_factory=dict)
+    keys: list[bytes] = field(default_factory=list)  # case key per generation
+    _clock: itertools.count = field(default_factory=lambda: itertools.count(1_700_000_100))
+
+    def __post_init__(self) -> None:
+        self.know(self.owner)
+        self.keys.append(new_case_key())
+        self._append(self.owner, "create", self.owner, "owner", 0)
+
+    def know(self, *people: Identity) -> None:
+        for person in people:
+            self.identities[person.user_id] = person.record()
+
+    def state(self) -> MembershipState:
+        return replay_membership(self.entries, self.identities)
+
+    def _append(
+        self,
+        author: Identity,
+        action: str,
+        subject: Identity,
+        role: str,
+        generation: int,
+        key_link: bytes = b"",
+    ) -> dict:
+        prev = ZERO_HASH if not self.entries else self.state().head_hash
+        body = membership_entry_body(
+            case_id=self.case_id,
+            seq=len(self.entries),
+            prev_hash=prev,
+            action=action,
+            subject=subject.user_id,
+            subject_fp=subject.record().fingerprint_hex,
+            role=role,
+            author=author.user_id,
+            time=next(self._clock),
+            generation=generation,
+            key_link=key_link,
+        )
+        signed = author.sign(LABEL_MEMBERSHIP, body)
+        self.entries.append(signed)
+        return signed
+
+    def add(self, subject: Identity, role: str, *, author: Identity | None = None) -> dict:
+        self.know(subject)
+        return self._append(author or self.owner, "add", subject, role, len(self.keys) - 1)
+
+    def set_role(self, subject: Identity, role: str) -> dict:
+        return self._append(self.owner, "role", subject, role, len(self.keys) - 1)
+
+    def remove(self, subject: Identity) -> dict:
+        role = self.state().role_of(subject.user_id)
+        new_key = new_case_key()
+        generation = len(self.keys)
+        link = make_key_link(
+            new_key=new_key, old_key=self.keys[-1], case_id=self.case_id, new_generation=generation
+        )
+        self.keys.append(new_key)
+        return self._append(self.owner, "remove", subject, role, generation, link)
+
+
+def body_of(signed: dict) -> dict:
+    """The body of a signed envelope."""
+    return parse_canonical(b64d(signed["body"]))
+
+
+def tampered(signed: dict, **changes) -> dict:
+    """The same envelope with fields of its body changed and the original signature kept."""
+    return {"body": b64e(canonical_json({**body_of(signed), **changes})), "sig": signed["sig"]}
+
+
+def resigned(signed: dict, label: str, signer: Identity, **changes) -> dict:
+    """The envelope with fields changed and signed again, by whoever the attacker controls."""
+    return signer.sign(label, {**body_of(signed), **changes})
