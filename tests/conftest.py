@@ -50,3 +50,167 @@ def database_url(tmp_path) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+# ---------------------------------------------------------------- server app and accounts
+#
+# `app_settings` migrates a fresh database (through Alembic, so migrations are tested on every
+# database) and turns on the test-only cheap KDF. `clock` is a fake clock the accounts service
+# reads (TOTP steps, session expiry); advance it to move time. `make_user(name)` registers,
+# activates and logs in a user in one call and returns a TestUser with a bearer token.
+
+
+class FakeClock:
+    """A settable UTC clock, starting at the real time so stored times look ordinary."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def app_settings(database_url, tmp_path):
+    from vault.config import Settings
+    from vault.db.migrate import upgrade_database
+
+    upgrade_database(database_url)
+    return Settings(
+        data_dir=tmp_path / "server-data",
+        database_url=database_url,
+        test_insecure_kdf=True,
+        # Many users log in from the one test address; per-address limits get their own tests.
+        rate_limit_address_attempts=100_000,
+    )
+
+
+@pytest.fixture
+def app(app_settings, clock):
+    from vault.api.app import create_app
+
+    return create_app(app_settings, clock=clock)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+class TestUser:
+    """Everything a test needs to act as a registered user."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, **fields) -> None:
+        self.__dict__.update(fields)
+        self.token: str | None = None
+        self.session_id: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def totp_at(self, when) -> str:
+        import pyotp
+
+        return pyotp.TOTP(self.totp_secret).at(when)
+
+
+def new_registration(username: str, *, ops: int = 1, mem: int = 8 * 1024 * 1024):
+    """A registration body with a real self-signed identity and the secrets behind it."""
+    import nacl.signing
+
+    from vault.protocol.encoding import b64e
+    from vault.protocol.ids import new_id
+    from vault.protocol.records import (
+        KEM_PK_BYTES,
+        LABEL_IDENTITY,
+        identity_body,
+        sign_record,
+    )
+
+    signing_key = nacl.signing.SigningKey.generate()
+    user_id = new_id()
+    body = identity_body(
+        user_id=user_id,
+        username=username,
+        sign_pk=bytes(signing_key.verify_key),
+        kem_pk=secrets.token_bytes(KEM_PK_BYTES),
+        created_at=1_700_000_000,
+    )
+    auth_key = b64e(secrets.token_bytes(32))
+    recovery_auth = b64e(secrets.token_bytes(32))
+    request = {
+        "username": username,
+        "kdf": {"salt": b64e(secrets.token_bytes(16)), "ops": ops, "mem": mem},
+        "auth_key": auth_key,
+        "identity": sign_record(LABEL_IDENTITY, body, signing_key),
+        "identity_wrapped_kek": b64e(secrets.token_bytes(120)),
+        "identity_wrapped_recovery": b64e(secrets.token_bytes(120)),
+        "recovery_auth": recovery_auth,
+    }
+    return request, TestUser(
+        username=username,
+        user_id=user_id,
+        auth_key=auth_key,
+        recovery_auth=recovery_auth,
+        signing_key=signing_key,
+        registration=request,
+    )
+
+
+@pytest.fixture
+def registration():
+    """`registration(username)` -> (request body, TestUser without a token)."""
+    return new_registration
+
+
+@pytest.fixture
+def make_user(client, clock):
+    """`make_user(username)` -> an active, logged-in TestUser (token in `.headers`).
+
+    Activation uses the clock's current TOTP step; the clock moves one step on, so the next
+    code the test asks for is fresh.
+    """
+    from urllib.parse import parse_qs, urlparse
+
+    def _make(username: str) -> TestUser:
+        body, user = new_registration(username)
+        response = client.post("/v1/accounts/register", json=body)
+        assert response.status_code == 201, response.text
+        enrolment = response.json()
+        user.totp_uri = enrolment["totp_uri"]
+        user.totp_secret = parse_qs(urlparse(enrolment["totp_uri"]).query)["secret"][0]
+        user.recovery_codes = enrolment["recovery_codes"]
+        response = client.post(
+            "/v1/accounts/activate",
+            json={
+                "username": username,
+                "auth_key": user.auth_key,
+                "totp": user.totp_at(clock.now),
+            },
+        )
+        assert response.status_code == 200, response.text
+        login = response.json()
+        user.token = login["token"]
+        user.session_id = login["session_id"]
+        clock.advance(30)
+        return user
+
+    return _make

@@ -1,0 +1,1 @@
+"""Authentication building blocks: server keys, auth-key hashing, TOTP, tokens, rate limits."""

@@ -1,0 +1,123 @@
+"""The one table that maps domain errors to RFC 9457 problem+json responses.
+
+Domain errors carry a stable `code`; this module alone decides HTTP status codes. A subclass of
+a listed error gets its category's status. Unexpected exceptions become a 500 that shows only a
+request id; the details go to the server log under that id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vault import errors
+
+log = logging.getLogger("vault.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_BY_ERROR: dict[type[errors.VaultError], int] = {
+    errors.InvalidRequest: 400,
+    errors.NotAuthenticated: 401,
+    errors.InvalidCredentials: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.RateLimited: 429,
+    errors.InsufficientStorage: 507,
+    errors.ServiceUnavailable: 503,
+}
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def status_for(error: errors.VaultError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:casevault:problem:{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
+async def _vault_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.VaultError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.RateLimited | errors.ServiceUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem(status, exc.code, exc.title, exc.detail, headers, **exc.extra)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only locations and messages: the input itself may hold an auth key or a code.
+    problems = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    return problem(
+        422, "invalid_request", "The request is not valid", "see errors", errors=problems
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    title = str(exc.detail) if isinstance(exc.detail, str) else "Request failed"
+    return problem(exc.status_code, code, title, headers=dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    rid = request_id(request)
+    log.error("unhandled error request_id=%s", rid, exc_info=exc)
+    return problem(
+        500,
+        "internal_error",
+        "Internal server error",
+        f"quote request id {rid} to the operator",
+        request_id=rid,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.VaultError, _vault_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

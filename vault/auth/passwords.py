@@ -1,0 +1,42 @@
+"""argon2-cffi hashing of the client's auth_key and recovery proof (already high-entropy
+secrets; the slow hash means a stolen database still costs an attacker per guess)."""
+
+from __future__ import annotations
+
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+# Cheap parameters for the test-only switch: argon2id, 1 pass, 8 MiB.
+_TEST_TIME_COST = 1
+_TEST_MEMORY_KIB = 8 * 1024
+
+
+class SecretHasher:
+    """Hash and verify byte secrets; equal time whether or not an account exists."""
+
+    def __init__(self, *, insecure_test_parameters: bool = False) -> None:
+        if insecure_test_parameters:
+            self._ph = PasswordHasher(
+                time_cost=_TEST_TIME_COST, memory_cost=_TEST_MEMORY_KIB, parallelism=1
+            )
+        else:
+            self._ph = PasswordHasher()  # RFC 9106 low-memory profile
+        # Verified against when the account is unknown, so timing does not tell.
+        self._dummy_hash = self._ph.hash(secrets.token_bytes(32))
+
+    def hash(self, secret: bytes) -> str:
+        return self._ph.hash(secret)
+
+    def verify(self, stored_hash: str | None, secret: bytes) -> bool:
+        try:
+            return self._ph.verify(stored_hash or self._dummy_hash, secret) and bool(stored_hash)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        try:
+            return self._ph.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return True

@@ -1,0 +1,90 @@
+"""Server settings: one object, read from CASEVAULT_* environment variables, passed explicitly.
+
+Nothing here is created at import time; `Settings()` is built by the CLI or by tests and handed
+to `create_app(settings)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+# libsodium's INTERACTIVE limits: the floor for client KDF parameters in production.
+KDF_MIN_OPS = 2
+KDF_MIN_MEM = 64 * MIB
+# Floor accepted only with the test-only cheap KDF switch.
+KDF_TEST_MIN_OPS = 1
+KDF_TEST_MIN_MEM = 8 * MIB
+# libsodium MODERATE: what the client uses by default, so a fake prelogin answer looks real.
+KDF_DEFAULT_OPS = 3
+KDF_DEFAULT_MEM = 256 * MIB
+# Upper bounds only stop absurd values from being stored and handed to other clients.
+KDF_MAX_OPS = 32
+KDF_MAX_MEM = 4096 * MIB
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Env prefix CASEVAULT_ (e.g. CASEVAULT_DATABASE_URL)."""
+
+    model_config = SettingsConfigDict(env_prefix="CASEVAULT_", extra="ignore")
+
+    data_dir: Path = Path("casevault-data")
+    # None means the embedded SQLite file data_dir/casevault.db.
+    database_url: str | None = None
+    # None means data_dir/server.key. Kept outside the database on purpose.
+    server_key_file: Path | None = None
+
+    invite_only: bool = False
+
+    # Sessions (seconds).
+    session_absolute_lifetime: int = Field(default=12 * 3600, gt=0)
+    session_idle_timeout: int = Field(default=30 * 60, gt=0)
+    recovery_token_lifetime: int = Field(default=10 * 60, gt=0)
+    # Registrations never confirmed with a TOTP code may be taken over after this long.
+    pending_account_lifetime: int = Field(default=3600, gt=0)
+
+    # Rate limits: attempts per fixed window, per account name and per source address.
+    rate_limit_window: int = Field(default=15 * 60, gt=0)
+    rate_limit_account_attempts: int = Field(default=10, gt=0)
+    rate_limit_address_attempts: int = Field(default=100, gt=0)
+    rate_limit_register_attempts: int = Field(default=20, gt=0)
+
+    # Blobs (None means data_dir/blobs) and transfer limits (bytes); quota is per uploader.
+    blob_dir: Path | None = None
+    max_part_size: int = Field(default=16 * MIB, gt=0)
+    max_file_size: int = Field(default=8 * 1024 * MIB, gt=0)
+    user_quota: int = Field(default=100 * 1024 * MIB, gt=0)
+    # Garbage collection (seconds): abandoned upload sessions, unreferenced blobs.
+    upload_session_max_age: int = Field(default=24 * 3600, gt=0)
+    orphan_blob_min_age: int = Field(default=3600, gt=0)
+
+    # TEST ONLY (env CASEVAULT_TEST_INSECURE_KDF=1): accept client KDF parameters down to
+    # ops=1, mem=8 MiB and hash auth keys with cheap argon2 settings. Never enable in production.
+    test_insecure_kdf: bool = False
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'casevault.db').resolve()}"
+
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or (self.data_dir / "blobs")
+
+    def resolved_server_key_file(self) -> Path:
+        return self.server_key_file or (self.data_dir / "server.key")
+
+    def kdf_floor(self) -> tuple[int, int]:
+        """(min ops, min mem bytes) for client KDF parameters the server will store."""
+        if self.test_insecure_kdf:
+            return KDF_TEST_MIN_OPS, KDF_TEST_MIN_MEM
+        return KDF_MIN_OPS, KDF_MIN_MEM
+
+    def kdf_default(self) -> tuple[int, int]:
+        """Parameters shown for unknown names; they match what real accounts use."""
+        if self.test_insecure_kdf:
+            return KDF_TEST_MIN_OPS, KDF_TEST_MIN_MEM
+        return KDF_DEFAULT_OPS, KDF_DEFAULT_MEM

@@ -1,0 +1,59 @@
+"""The one recorder of audit events. Every service calls `record_event`.
+
+It adds the row to the caller's transaction and flushes it; the caller commits. For failures,
+commit before raising the error, or the rollback erases the evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from vault.db.base import utcnow
+from vault.db.models import AuditEvent
+from vault.db.models.events import RESULT_FAILURE, RESULT_SUCCESS
+from vault.protocol.encoding import canonical_json
+from vault.services.auditlog import append_event
+
+__all__ = ["RESULT_FAILURE", "RESULT_SUCCESS", "record_event"]
+
+_ACTION = re.compile(r"^[a-z0-9_-]+(:[a-z0-9_-]+){1,3}$")
+
+
+def record_event(
+    db: Session,
+    *,
+    action: str,
+    result: str = RESULT_SUCCESS,
+    actor_id: str | None = None,
+    case_id: str | None = None,
+    file_id: str | None = None,
+    source: str | None = None,
+    detail: dict[str, Any] | None = None,
+    signed_record: str | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
+    """Append one event, e.g. action="account:login:failure". Never put secrets in `detail`."""
+    if result not in (RESULT_SUCCESS, RESULT_FAILURE):
+        raise ValueError(f"unknown event result {result!r}")
+    if not _ACTION.match(action):
+        raise ValueError(f"action must look like source:subject:action, got {action!r}")
+    event = AuditEvent(
+        time=now or utcnow(),
+        actor_id=actor_id,
+        action=action,
+        case_id=case_id,
+        file_id=file_id,
+        source=source,
+        result=result,
+        detail=canonical_json(detail or {}).decode("utf-8"),
+        signed_record=signed_record,
+    )
+    db.add(event)
+    db.flush()
+    # Same transaction: the event and its Merkle leaf are committed together or not at all.
+    append_event(db, event)
+    return event
