@@ -418,3 +418,15 @@ def leaf_index_of_event(db: DbLike, event_id: int) -> int:
     if index is None:
         raise NotFound("event is not in the log")
     return index
+
+
+def is_case_member(db: DbLike, *, case_id: str, user_id: str) -> bool:
+    """Current members read a case's events; the caller turns anything else into a 404."""
+    from vault.db.models_cases import CaseMember
+
+    row = db.execute(
+        sa.select(CaseMember.user_id).where(
+            CaseMember.case_id == case_id, CaseMember.user_id == user_id
+        )
+    ).first()
+    return row is not None

@@ -1,0 +1,295 @@
+"""The client's side of the audit log: it believes no entry, checkpoint or proof it cannot verify.
+
+State in the client's home folder:
+- log_key.json     the log's public key and origin, pinned on first use;
+- checkpoint.json  the last checkpoint verified; it only moves forward through a consistency
+                   proof, so a rolled-back or forked log is caught on the next refresh;
+- receipts.json    (index, leaf hash) of the user's own actions, re-proven on demand;
+- evidence/        what the server showed when verification failed (both checkpoints, proofs):
+                   two validly signed inconsistent checkpoints prove a fork to anyone.
+
+The transport is one function `get_json(path, params) -> object` (for example `Api.get`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from client.keystore import atomic_write_bytes
+from vault.protocol import merkle
+from vault.protocol.checkpoint import Checkpoint, NoteError, NoteVerifier, open_checkpoint
+from vault.protocol.encoding import EncodingError, b64d, b64e, parse_canonical
+
+GetJson = Callable[[str, dict[str, Any]], Any]
+
+CHECKPOINT_FILE = "checkpoint.json"
+LOG_KEY_FILE = "log_key.json"
+RECEIPTS_FILE = "receipts.json"
+EVIDENCE_DIR = "evidence"
+_PAGE = 1000
+
+
+class AuditVerificationError(Exception):
+    """The server's log failed verification; `evidence` is the file that records what it showed."""
+
+    def __init__(self, problem: str, evidence: Path | None = None) -> None:
+        self.problem = problem
+        self.evidence = evidence
+        where = f" (evidence saved to {evidence})" if evidence else ""
+        super().__init__(f"audit log verification failed: {problem}{where}")
+
+
+class AuditLog:
+    def __init__(self, home: Path | str, get_json: GetJson) -> None:
+        self.home = Path(home)
+        self._get = get_json
+
+    # --- local state -----------------------------------------------------------------------
+
+    def _read(self, name: str) -> Any | None:
+        path = self.home / name
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise AuditVerificationError(f"local file {path} is unreadable") from exc
+
+    def _write(self, name: str, obj: Any) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(obj, indent=2, sort_keys=True).encode("utf-8")
+        atomic_write_bytes(self.home / name, data, 0o600)
+
+    def _evidence(self, problem: str, **items: Any) -> Path:
+        folder = self.home / EVIDENCE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = folder / f"audit-{stamp}.txt"
+        lines = [f"problem: {problem}", f"recorded: {stamp}"]
+        pinned = self._read(CHECKPOINT_FILE)
+        lines += ["", "pinned checkpoint:", (pinned or {}).get("checkpoint", "(none)")]
+        for key, value in items.items():
+            if isinstance(value, list):
+                value = "\n".join(value)
+            lines += ["", f"{key.replace('_', ' ')}:", str(value)]
+        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), 0o600)
+        return path
+
+    def _fail(self, problem: str, **items: Any) -> AuditVerificationError:
+        return AuditVerificationError(problem, self._evidence(problem, **items))
+
+    # --- the log key and the pinned checkpoint ---------------------------------------------
+
+    def verifier(self) -> NoteVerifier:
+        """The log key, pinned on first use; a different key later is a hard error."""
+        pinned = self._read(LOG_KEY_FILE)
+        if pinned is not None:
+            return NoteVerifier(pinned["origin"], b64d(pinned["public_key"]))
+        served = self._get("/v1/log/key", {})
+        try:
+            verifier = NoteVerifier(served["origin"], b64d(served["public_key"]))
+        except (KeyError, TypeError, NoteError, EncodingError) as exc:
+            raise AuditVerificationError("the server sent a malformed log key") from exc
+        self._write(
+            LOG_KEY_FILE, {"origin": verifier.name, "public_key": b64e(verifier.public_key)}
+        )
+        return verifier
+
+    def pinned(self) -> tuple[Checkpoint, str] | None:
+        state = self._read(CHECKPOINT_FILE)
+        if state is None:
+            return None
+        text = state["checkpoint"]
+        try:
+            return open_checkpoint(text, self.verifier()), text
+        except NoteError as exc:
+            raise AuditVerificationError("the pinned checkpoint no longer verifies") from exc
+
+    def _open(self, text: Any, what: str) -> Checkpoint:
+        if not isinstance(text, str):
+            raise self._fail(f"{what} is not a signed note", received=repr(text)[:2000])
+        try:
+            return open_checkpoint(text, self.verifier())
+        except NoteError as exc:
+            raise self._fail(
+                f"{what} has a bad signature or format: {exc}", received=text
+            ) from exc
+
+    def _consistency(self, old: Checkpoint, new: Checkpoint, new_text: str) -> None:
+        reply = self._get(
+            "/v1/log/proof/consistency", {"first": old.size, "second": new.size}
+        )
+        proof = _hashes(reply.get("proof") if isinstance(reply, dict) else None)
+        if proof is None or not merkle.verify_consistency(
+            old.size, new.size, old.root_hash, new.root_hash, proof
+        ):
+            raise self._fail(
+                f"the log at size {new.size} is not an extension of the pinned size {old.size}",
+                received_checkpoint=new_text,
+                consistency_proof=[b64e(p) for p in proof or []],
+            )
+
+    def refresh(self) -> Checkpoint:
+        """Fetch the latest checkpoint, prove it extends the pinned one, and pin it."""
+        reply = self._get("/v1/log/checkpoint", {})
+        text = reply.get("checkpoint") if isinstance(reply, dict) else None
+        new = self._open(text, "the server's checkpoint")
+        current = self.pinned()
+        if current is not None:
+            old, _ = current
+            if new.size < old.size:
+                raise self._fail(
+                    f"the log shrank from {old.size} to {new.size} entries (rollback)",
+                    received_checkpoint=text,
+                )
+            if new.size == old.size:
+                if new.root_hash != old.root_hash:
+                    raise self._fail(
+                        "two different logs signed at the same size (fork)",
+                        received_checkpoint=text,
+                    )
+                return old
+            self._consistency(old, new, text)
+        self._write(CHECKPOINT_FILE, {"checkpoint": text})
+        return new
+
+    # --- entries and receipts --------------------------------------------------------------
+
+    def _prove_inclusion(self, index: int, leaf: bytes, head: Checkpoint, what: str) -> None:
+        reply = self._get("/v1/log/proof/inclusion", {"index": index, "size": head.size})
+        proof = _hashes(reply.get("proof") if isinstance(reply, dict) else None)
+        if proof is None or not merkle.verify_inclusion(
+            leaf, index, head.size, proof, head.root_hash
+        ):
+            raise self._fail(
+                f"{what} at index {index} is not in the signed log of size {head.size}",
+                leaf_hash=b64e(leaf),
+                inclusion_proof=[b64e(p) for p in proof or []],
+            )
+
+    def _receipts(self) -> list[dict[str, Any]]:
+        return self._read(RECEIPTS_FILE) or []
+
+    def add_receipt(self, index: int, entry: bytes) -> dict[str, Any]:
+        """Keep a receipt for one of the user's own actions after proving it is in the log."""
+        head = self.refresh()
+        if not 0 <= index < head.size:
+            raise self._fail(f"own action at index {index} is beyond the signed log")
+        record = _parse_entry(entry)
+        leaf = merkle.leaf_hash(entry)
+        self._prove_inclusion(index, leaf, head, "own action")
+        receipt = {"index": index, "leaf_hash": b64e(leaf), "case_id": record.get("case_id"),
+                   "action": record.get("action")}
+        receipts = [r for r in self._receipts() if r["index"] != index] + [receipt]
+        self._write(RECEIPTS_FILE, sorted(receipts, key=lambda r: r["index"]))
+        return receipt
+
+    def fetch_receipt(self, index: int, *, expect: dict[str, Any] | None = None) -> dict:
+        """Fetch the user's own entry at `index`, check it says what we did, keep a receipt."""
+        reply = self._get("/v1/log/entries", {"start": index, "end": index + 1})
+        rows = reply.get("entries") if isinstance(reply, dict) else None
+        if not rows or rows[0].get("index") != index:
+            raise self._fail(f"the server did not return own action at index {index}")
+        entry = _b64_entry(rows[0].get("entry"))
+        record = _parse_entry(entry)
+        for key, value in (expect or {}).items():
+            if record.get(key) != value:
+                raise self._fail(f"the log entry at index {index} does not match {key}",
+                                 entry=entry.decode("utf-8", "replace"))
+        return self.add_receipt(index, entry)
+
+    def verify_receipts(self) -> int:
+        """Re-prove every receipt against a freshly verified checkpoint; returns the count."""
+        head = self.refresh()
+        receipts = self._receipts()
+        for receipt in receipts:
+            if receipt["index"] >= head.size:
+                raise self._fail(f"own action at index {receipt['index']} left the log")
+            self._prove_inclusion(receipt["index"], b64d(receipt["leaf_hash"]), head,
+                                  "own action")
+        return len(receipts)
+
+    def case_entries(self, case_id: str) -> list[dict[str, Any]]:
+        """Every entry of a case up to the verified checkpoint, each proven included.
+
+        The user's own receipts for the case must all be there: a server that hides them
+        from the listing is caught even though it could hide others' entries.
+        """
+        head = self.refresh()
+        out: list[dict[str, Any]] = []
+        start: int | None = 0
+        while start is not None:
+            reply = self._get(
+                "/v1/log/entries",
+                {"case_id": case_id, "start": start, "end": head.size, "limit": _PAGE},
+            )
+            rows = reply.get("entries") if isinstance(reply, dict) else None
+            if not isinstance(rows, list):
+                raise self._fail("the server sent a malformed entry list")
+            for row in rows:
+                index = row.get("index")
+                if not isinstance(index, int) or not start <= index < head.size:
+                    raise self._fail("the server sent an entry outside the requested range")
+                entry = _b64_entry(row.get("entry"))
+                record = _parse_entry(entry)
+                if record.get("case_id") != case_id:
+                    raise self._fail(f"entry {index} belongs to another case")
+                self._prove_inclusion(index, merkle.leaf_hash(entry), head, "case entry")
+                out.append({"index": index, "actor": row.get("actor"), "record": record})
+                start = index + 1
+            nxt = reply.get("next")
+            start = nxt if isinstance(nxt, int) and nxt < head.size and rows else None
+        listed = {e["index"] for e in out}
+        for receipt in self._receipts():
+            index = receipt["index"]
+            if receipt.get("case_id") == case_id and index < head.size and index not in listed:
+                raise self._fail(f"the server hid own action at index {index} from the case")
+        return out
+
+    def compare_checkpoint(self, other_text: str) -> Checkpoint:
+        """Check a checkpoint from co-counsel against ours: both must be one history."""
+        other = self._open(other_text, "the shared checkpoint")
+        mine = self.refresh()
+        if other.size > mine.size:
+            raise self._fail(
+                "the shared checkpoint is ahead of the server's latest (split view)",
+                shared_checkpoint=other_text,
+            )
+        if other.size == mine.size:
+            if other.root_hash != mine.root_hash:
+                raise self._fail("the shared checkpoint and ours differ at one size (fork)",
+                                 shared_checkpoint=other_text)
+            return other
+        self._consistency(other, mine, self.pinned()[1])  # type: ignore[index]
+        return other
+
+
+def _hashes(values: Any) -> list[bytes] | None:
+    if not isinstance(values, list):
+        return None
+    try:
+        out = [b64d(v) for v in values]
+    except EncodingError:
+        return None
+    return out if all(len(h) == merkle.HASH_SIZE for h in out) else None
+
+
+def _b64_entry(value: Any) -> bytes:
+    try:
+        return b64d(value)
+    except EncodingError as exc:
+        raise AuditVerificationError("the server sent an entry that is not base64url") from exc
+
+
+def _parse_entry(entry: bytes) -> dict[str, Any]:
+    try:
+        return parse_canonical(entry)
+    except EncodingError as exc:
+        raise AuditVerificationError("a log entry is not a canonical record") from exc
+
+
+__all__ = ["AuditLog", "AuditVerificationError"]

@@ -1,0 +1,93 @@
+"""Routes of the audit log: checkpoint, log key, proofs, and entries for members and owners.
+
+Everything here needs a session except the log key, which a client pins before it logs in.
+Entries of a case are shown to its members only; anyone else gets the 404 of a missing case.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from vault.api.deps import CurrentUser, DbSession
+from vault.errors import NotFound
+from vault.protocol.encoding import b64e
+from vault.protocol.ids import is_valid_id
+from vault.services import auditlog
+from vault.services.auditlog import LogSigner
+
+router = APIRouter(prefix="/v1/log", tags=["audit log"])
+
+_MAX_INDEX = 1 << 62
+Index = Annotated[int, Query(ge=0, le=_MAX_INDEX)]
+
+
+def _signer(request: Request) -> LogSigner:
+    # Loaded (or created, 0600, race-safe) on first use and kept for the life of the app.
+    signer = getattr(request.app.state, "log_signer", None)
+    if signer is None:
+        signer = LogSigner.from_data_dir(request.app.state.settings.data_dir)
+        request.app.state.log_signer = signer
+    return signer
+
+
+@router.get("/key")
+def log_key(request: Request) -> dict:
+    signer = _signer(request)
+    return {
+        "origin": signer.origin,
+        "public_key": b64e(signer.public_key),
+        "vkey": signer.verifier.vkey(),
+    }
+
+
+@router.get("/checkpoint")
+def checkpoint(request: Request, db: DbSession, _user: CurrentUser) -> dict:
+    """The signed note travels as one JSON string so its exact text survives."""
+    note = auditlog.current_checkpoint(db, _signer(request))
+    db.commit()
+    return {"checkpoint": note}
+
+
+@router.get("/proof/inclusion")
+def inclusion(db: DbSession, _user: CurrentUser, index: Index, size: Index) -> dict:
+    proof = auditlog.inclusion_proof(db, index=index, size=size)
+    return {"index": index, "size": size, "proof": [b64e(p) for p in proof]}
+
+
+@router.get("/proof/consistency")
+def consistency(db: DbSession, _user: CurrentUser, first: Index, second: Index) -> dict:
+    proof = auditlog.consistency_proof(db, first=first, second=second)
+    return {"first": first, "second": second, "proof": [b64e(p) for p in proof]}
+
+
+@router.get("/entries")
+def entries(
+    db: DbSession,
+    user: CurrentUser,
+    case_id: str | None = None,
+    start: Index = 0,
+    end: Annotated[int | None, Query(ge=0, le=_MAX_INDEX)] = None,
+    limit: Annotated[int, Query(ge=1, le=auditlog.MAX_ENTRIES_PAGE)] = auditlog.MAX_ENTRIES_PAGE,
+) -> dict:
+    """Entries of a case the caller is a member of, or (no case_id) the caller's own events."""
+    if case_id is not None:
+        if not is_valid_id(case_id) or not auditlog.is_case_member(
+            db, case_id=case_id, user_id=user.id
+        ):
+            raise NotFound("no such case")
+        rows = auditlog.entries(db, case_id=case_id, start=start, end=end, limit=limit)
+    else:
+        rows = auditlog.entries(db, actor_id=user.id, start=start, end=end, limit=limit)
+    names = auditlog.usernames(db, {r.actor_id for r in rows if r.actor_id})
+    items = [
+        {
+            "index": r.leaf_index,
+            "entry": b64e(r.entry),
+            "actor": names.get(r.actor_id) if r.actor_id else None,
+        }
+        for r in rows
+    ]
+    full_page = len(rows) == limit
+    return {"entries": items, "next": rows[-1].leaf_index + 1 if full_page else None}
