@@ -7,11 +7,19 @@ objects, membership entries are signed with their keys and replayed with the sam
 
 from __future__ import annotations
 
+import io
 import itertools
 from dataclasses import dataclass, field
 
 from client.crypto.keys import Identity
-from client.crypto.seal import make_key_link, new_case_key
+from client.crypto.seal import (
+    FileMetadata,
+    encrypt_file_metadata,
+    make_key_link,
+    new_case_key,
+    new_file_key,
+)
+from client.crypto.stream import decrypt_to_path, encrypt_stream
 from vault.protocol.encoding import b64d, b64e, canonical_json, parse_canonical
 from vault.protocol.ids import new_id
 from vault.protocol.membership import (
@@ -107,3 +115,77 @@ def tampered(signed: dict, **changes) -> dict:
 def resigned(signed: dict, label: str, signer: Identity, **changes) -> dict:
     """The envelope with fields changed and signed again, by whoever the attacker controls."""
     return signer.sign(label, {**body_of(signed), **changes})
+
+
+# ---------------------------------------------------------------- encrypted files
+
+
+@dataclass
+class SealedFile:
+    """One encrypted file version, exactly as an uploader's client produces it."""
+
+    case_id: str
+    file_id: str
+    version: int
+    file_key: bytes
+    plaintext: bytes
+    blob: bytes
+    meta: bytes
+    plaintext_sha256: str
+
+
+def seal_file(
+    plaintext: bytes,
+    *,
+    case_id: str | None = None,
+    file_id: str | None = None,
+    version: int = 1,
+    file_key: bytes | None = None,
+    name: str = "statement.txt",
+) -> SealedFile:
+    case_id = case_id or new_id()
+    file_id = file_id or new_id()
+    file_key = file_key or new_file_key()
+    out = io.BytesIO()
+    result = encrypt_stream(
+        io.BytesIO(plaintext), out, file_key, case_id=case_id, file_id=file_id, version=version
+    )
+    meta = encrypt_file_metadata(
+        FileMetadata(name=name, size=len(plaintext), sha256=result.plaintext_sha256),
+        file_key=file_key,
+        case_id=case_id,
+        file_id=file_id,
+        version=version,
+    )
+    return SealedFile(
+        case_id,
+        file_id,
+        version,
+        file_key,
+        plaintext,
+        out.getvalue(),
+        meta,
+        result.plaintext_sha256,
+    )
+
+
+def open_blob(
+    sealed: SealedFile,
+    blob: bytes,
+    dest,
+    *,
+    case_id: str | None = None,
+    file_id: str | None = None,
+    version: int | None = None,
+):
+    """Decrypt `blob` to `dest` as a downloading client does for `sealed`'s coordinates."""
+    return decrypt_to_path(
+        io.BytesIO(blob),
+        dest,
+        sealed.file_key,
+        case_id=case_id or sealed.case_id,
+        file_id=file_id or sealed.file_id,
+        version=version or sealed.version,
+        plaintext_size=len(sealed.plaintext),
+        expected_sha256=sealed.plaintext_sha256,
+    )
