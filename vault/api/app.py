@@ -19,6 +19,7 @@ from vault.auth.passwords import SecretHasher
 from vault.config import Settings
 from vault.db.base import utcnow
 from vault.db.engine import make_engine, make_sessionmaker
+from vault.storage import BlobStore, FilesystemBlobStore
 
 
 class RequestIdMiddleware:
@@ -55,7 +56,9 @@ def _routers() -> list[APIRouter]:
     return found
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, blob_store: BlobStore | None = None
+) -> FastAPI:
     """Build the app. The database must already be migrated (`vault.db.migrate`)."""
     engine = make_engine(settings.resolved_database_url())
 
@@ -71,6 +74,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.clock = clock or utcnow
     app.state.server_keys = ServerKeys.from_file(settings.resolved_server_key_file())
     app.state.hasher = SecretHasher(insecure_test_parameters=settings.test_insecure_kdf)
+    app.state.blob_store = blob_store or FilesystemBlobStore(settings.resolved_blob_dir())
     app.state.auth_env = AuthEnv(
         settings=settings,
         keys=app.state.server_keys,

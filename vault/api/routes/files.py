@@ -1,0 +1,333 @@
+"""Routes: resumable uploads in parts, file listing, ranged downloads, signed deletion.
+
+Part bodies are streamed from the connection to the blob store in bounded batches; downloads
+stream from the blob store. Neither ever holds a whole part or file in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from vault.api.deps import ClientAddress, ClockDep, CurrentUser, DbSession
+from vault.api.problems import problem
+from vault.db.models_cases import FileRow, FileVersion, UploadSession
+from vault.services import files
+from vault.storage import BlobStore
+
+router = APIRouter(prefix="/v1/cases/{case_id}", tags=["files"])
+
+# Batch small network chunks into larger writes; bounded, so memory does not grow with size.
+WRITE_BATCH = 1 << 20
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class CreateUpload(BaseModel):
+    file_id: str
+    version: int
+    total_size: int
+    part_size: int
+
+
+class PartOut(BaseModel):
+    part_number: int
+    size: int
+    sha256: str
+
+
+class UploadOut(BaseModel):
+    upload_id: str
+    file_id: str
+    version: int
+    total_size: int
+    part_size: int
+    part_count: int
+    created_at: datetime
+    parts: list[PartOut]
+
+
+class CompleteUpload(BaseModel):
+    manifest: dict[str, Any]
+    encrypted_metadata: str
+    wrapped_key: str
+
+
+class VersionOut(BaseModel):
+    file_id: str
+    version: int
+    blob_size: int
+    uploader_id: str
+    created_at: datetime
+    manifest: dict[str, str]
+    encrypted_metadata: str
+    wrapped_key: str
+    deleted: bool
+    tombstone: dict[str, str] | None = None
+
+
+class FileList(BaseModel):
+    versions: list[VersionOut]
+
+
+class Tombstone(BaseModel):
+    tombstone: dict[str, Any]
+
+
+def _store(request: Request) -> BlobStore:
+    return request.app.state.blob_store
+
+
+def _upload_out(upload: UploadSession, parts: list) -> UploadOut:
+    return UploadOut(
+        upload_id=upload.id,
+        file_id=upload.file_id,
+        version=upload.version,
+        total_size=upload.total_size,
+        part_size=upload.part_size,
+        part_count=upload.part_count,
+        created_at=upload.created_at,
+        parts=[PartOut(part_number=p.part_number, size=p.size, sha256=p.sha256) for p in parts],
+    )
+
+
+def _version_out(v: FileVersion, f: FileRow | None = None) -> VersionOut:
+    tombstone = (
+        {"body": f.tombstone_body, "sig": f.tombstone_sig}
+        if f is not None and f.tombstone_body and f.tombstone_sig
+        else None
+    )
+    return VersionOut(
+        file_id=v.file_id,
+        version=v.version,
+        blob_size=v.blob_size,
+        uploader_id=v.uploader_id,
+        created_at=v.created_at,
+        manifest={"body": v.manifest_body, "sig": v.manifest_sig},
+        encrypted_metadata=v.encrypted_metadata,
+        wrapped_key=v.wrapped_key,
+        deleted=v.deleted,
+        tombstone=tombstone,
+    )
+
+
+@router.post("/uploads", status_code=status.HTTP_201_CREATED)
+def create_upload(
+    case_id: str,
+    body: CreateUpload,
+    request: Request,
+    user: CurrentUser,
+    db: DbSession,
+    clock: ClockDep,
+) -> UploadOut:
+    upload = files.create_upload(
+        db,
+        request.app.state.settings,
+        user=user,
+        case_id=case_id,
+        file_id=body.file_id,
+        version=body.version,
+        total_size=body.total_size,
+        part_size=body.part_size,
+        now=clock(),
+    )
+    return _upload_out(upload, [])
+
+
+@router.get("/uploads/{upload_id}")
+def upload_status(case_id: str, upload_id: str, user: CurrentUser, db: DbSession) -> UploadOut:
+    """What the server holds, so an interrupted upload sends only the missing parts."""
+    upload = files.get_upload(db, user=user, case_id=case_id, upload_id=upload_id)
+    return _upload_out(upload, files.upload_parts(db, upload.id))
+
+
+@router.delete("/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
+def abort_upload(
+    case_id: str, upload_id: str, request: Request, user: CurrentUser, db: DbSession
+) -> Response:
+    files.abort_upload(db, _store(request), user=user, case_id=case_id, upload_id=upload_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/uploads/{upload_id}/parts/{part_number}")
+async def put_part(
+    case_id: str,
+    upload_id: str,
+    part_number: int,
+    request: Request,
+    user: CurrentUser,
+    db: DbSession,
+    clock: ClockDep,
+    x_part_sha256: Annotated[str | None, Header()] = None,
+) -> PartOut:
+    """Store one part; re-sending a part is safe, and parts may arrive in any order."""
+    store = _store(request)
+    expected_sha = files.parse_sha256_hex(x_part_sha256)
+    upload = await run_in_threadpool(
+        files.get_upload, db, user=user, case_id=case_id, upload_id=upload_id
+    )
+    expected = files.expected_part_size(upload, part_number)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) != expected:
+        raise files.PartMismatch(f"this part is {expected} bytes; Content-Length is {declared}")
+    writer = await run_in_threadpool(store.writer)
+    try:
+        received = 0
+        batch = bytearray()
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > expected:
+                raise files.PartMismatch(f"this part is {expected} bytes; more arrived")
+            batch += chunk
+            if len(batch) >= WRITE_BATCH:
+                await run_in_threadpool(writer.write, bytes(batch))
+                batch.clear()
+        if batch:
+            await run_in_threadpool(writer.write, bytes(batch))
+        info = await run_in_threadpool(writer.commit)
+    except BaseException:
+        writer.abort()
+        raise
+    try:
+        files.check_received_part(info, expected_size=expected, expected_sha256=expected_sha)
+    except files.PartMismatch:
+        store.delete(info.key)
+        raise
+    part = await run_in_threadpool(
+        files.record_part,
+        db,
+        store,
+        user=user,
+        case_id=case_id,
+        upload_id=upload_id,
+        part_number=part_number,
+        info=info,
+        now=clock(),
+    )
+    return PartOut(part_number=part.part_number, size=part.size, sha256=part.sha256)
+
+
+@router.post("/uploads/{upload_id}/complete", status_code=status.HTTP_201_CREATED)
+def complete_upload(
+    case_id: str,
+    upload_id: str,
+    body: CompleteUpload,
+    request: Request,
+    user: CurrentUser,
+    db: DbSession,
+    clock: ClockDep,
+    address: ClientAddress,
+) -> VersionOut:
+    version = files.complete_upload(
+        db,
+        _store(request),
+        user=user,
+        case_id=case_id,
+        upload_id=upload_id,
+        manifest=body.manifest,
+        encrypted_metadata=body.encrypted_metadata,
+        wrapped_key=body.wrapped_key,
+        source=address,
+        now=clock(),
+    )
+    return _version_out(version)
+
+
+@router.get("/files")
+def list_files(
+    case_id: str, user: CurrentUser, db: DbSession, clock: ClockDep, address: ClientAddress
+) -> FileList:
+    rows = files.list_files(db, user=user, case_id=case_id, source=address, now=clock())
+    return FileList(versions=[_version_out(v, f) for v, f in rows])
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One byte range as [start, end); None when unsatisfiable or not understood."""
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return None
+        return max(0, size - suffix), size
+    start = int(first)
+    end = size if last == "" else min(int(last) + 1, size)
+    if start >= size or end <= start:
+        return None
+    return start, end
+
+
+@router.get("/files/{file_id}/versions/{version}/blob")
+def download(
+    case_id: str,
+    file_id: str,
+    version: int,
+    request: Request,
+    user: CurrentUser,
+    db: DbSession,
+    clock: ClockDep,
+    address: ClientAddress,
+    range_header: Annotated[str | None, Header(alias="range")] = None,
+) -> Response:
+    """Stream the encrypted blob; a Range request resumes an interrupted download."""
+    row = files.find_version(db, user=user, case_id=case_id, file_id=file_id, version=version)
+    size = row.blob_size
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{row.blob_sha256}"'}
+    start, end, code = 0, size, status.HTTP_200_OK
+    if range_header is not None:
+        parsed = _parse_range(range_header, size)
+        if parsed is None:
+            return problem(
+                status.HTTP_416_RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "The requested range is not satisfiable",
+                f"the blob is {size} bytes; send one range, bytes=START-[END]",
+                headers={"Content-Range": f"bytes */{size}"},
+            )
+        start, end = parsed
+        code = status.HTTP_206_PARTIAL_CONTENT
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    files.log_download(
+        db, user=user, row=row, source=address, detail={"start": start, "end": end}, now=clock()
+    )
+    headers["Content-Length"] = str(end - start)
+    return StreamingResponse(
+        files.stream_blob(_store(request), row.blob_key, start, end),
+        status_code=code,
+        media_type="application/octet-stream",
+        headers=headers,
+    )
+
+
+@router.post("/files/{file_id}/tombstone")
+def delete_file(
+    case_id: str,
+    file_id: str,
+    body: Tombstone,
+    user: CurrentUser,
+    db: DbSession,
+    clock: ClockDep,
+    address: ClientAddress,
+) -> dict[str, str]:
+    row = files.delete_file(
+        db,
+        user=user,
+        case_id=case_id,
+        file_id=file_id,
+        tombstone=body.tombstone,
+        source=address,
+        now=clock(),
+    )
+    return {
+        "file_id": row.file_id,
+        "deleted_at": row.deleted_at.isoformat() if row.deleted_at else "",
+    }

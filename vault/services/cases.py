@@ -1,0 +1,424 @@
+"""Cases, the membership log, key grants, and the membership check every case route uses.
+
+The server replays the signed membership log (vault.protocol.membership) before it appends to it,
+so a buggy or hostile client cannot corrupt a case for the others. It never sees a case key:
+grants and key links are opaque sealed bytes that it only checks the signatures of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vault.db.base import utcnow
+from vault.db.models import User
+from vault.db.models.accounts import ACCOUNT_ACTIVE
+from vault.db.models_cases import (
+    ROLE_EDITOR,
+    ROLE_OWNER,
+    ROLE_VIEWER,
+    Case,
+    CaseMember,
+    KeyGrant,
+    MembershipEntryRow,
+)
+from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from vault.protocol.encoding import EncodingError, b64d, canonical_json, parse_canonical
+from vault.protocol.ids import is_valid_id
+from vault.protocol.membership import (
+    MembershipState,
+    replay_membership,
+    verify_grant,
+    verify_membership_append,
+)
+from vault.protocol.records import IdentityRecord, RecordError, verify_identity_record
+from vault.services.events import record_event
+
+MAX_OPAQUE_TEXT = 96 * 1024
+_RANK = {ROLE_VIEWER: 0, ROLE_EDITOR: 1, ROLE_OWNER: 2}
+
+
+class CaseNotFound(NotFound):
+    code = "not_found"
+    title = "Case not found"
+
+
+class InsufficientRole(Forbidden):
+    code = "insufficient_role"
+    title = "Your role in this case does not allow this"
+
+
+class InvalidRecord(InvalidRequest):
+    code = "invalid_record"
+    title = "A signed record failed verification"
+
+
+class CaseExists(Conflict):
+    code = "case_exists"
+    title = "A case with this id exists"
+
+
+class MembershipConflict(Conflict):
+    code = "membership_conflict"
+    title = "The membership log changed; fetch it and sign again"
+
+
+@dataclass(frozen=True)
+class CaseView:
+    case: Case
+    role: str
+
+
+def signed_text(signed: dict[str, str]) -> str:
+    """The canonical JSON text of an envelope, as the audit log stores it."""
+    return canonical_json({"body": signed["body"], "sig": signed["sig"]}).decode("ascii")
+
+
+def check_opaque(value: Any, name: str) -> str:
+    """An opaque client blob: non-empty canonical base64url text of bounded size."""
+    if not isinstance(value, str) or not value or len(value) > MAX_OPAQUE_TEXT:
+        raise InvalidRequest(f"{name} must be base64url text of at most {MAX_OPAQUE_TEXT} chars")
+    try:
+        b64d(value)
+    except EncodingError as exc:
+        raise InvalidRequest(f"{name} is not canonical base64url") from exc
+    return value
+
+
+def require_member(
+    db: Session, case_id: str, user_id: str, *, min_role: str = ROLE_VIEWER
+) -> CaseMember:
+    """The caller's membership row. A non-member gets the same 404 as for a missing case."""
+    if not is_valid_id(case_id):
+        raise CaseNotFound()
+    member = db.get(CaseMember, (case_id, user_id))
+    if member is None:
+        raise CaseNotFound()
+    if _RANK[member.role] < _RANK[min_role]:
+        raise InsufficientRole(f"this needs the {min_role} role; you are {member.role}")
+    return member
+
+
+def identities_of(db: Session, user_ids: Iterable[str]) -> dict[str, IdentityRecord]:
+    """Verified identity records of the given users (unknown ids are simply absent)."""
+    wanted = {u for u in user_ids if is_valid_id(u)}
+    if not wanted:
+        return {}
+    out: dict[str, IdentityRecord] = {}
+    for user in db.scalars(select(User).where(User.id.in_(wanted))):
+        out[user.id] = verify_identity_record(
+            {"body": user.identity_body, "sig": user.identity_sig}
+        )
+    return out
+
+
+def _entries(db: Session, case_id: str) -> list[MembershipEntryRow]:
+    return list(
+        db.scalars(
+            select(MembershipEntryRow)
+            .where(MembershipEntryRow.case_id == case_id)
+            .order_by(MembershipEntryRow.seq)
+        )
+    )
+
+
+def load_state(
+    db: Session, case_id: str, extra_users: Sequence[str] = ()
+) -> tuple[MembershipState, dict[str, IdentityRecord]]:
+    """Replay the stored log; returns the state and the identities it was checked with."""
+    rows = _entries(db, case_id)
+    users = {r.author_id for r in rows} | {r.subject_id for r in rows} | set(extra_users)
+    identities = identities_of(db, users)
+    state = replay_membership([{"body": r.body, "sig": r.sig} for r in rows], identities)
+    return state, identities
+
+
+def _grant_row(grant_signed: dict[str, str], grant, now: datetime) -> KeyGrant:
+    return KeyGrant(
+        case_id=grant.case_id,
+        generation=grant.generation,
+        member_id=grant.member,
+        granter_id=grant.granter,
+        body=grant_signed["body"],
+        sig=grant_signed["sig"],
+        created_at=now,
+    )
+
+
+def _entry_row(entry, now: datetime) -> MembershipEntryRow:
+    return MembershipEntryRow(
+        case_id=entry.case_id,
+        seq=entry.seq,
+        entry_hash=entry.entry_hash,
+        action=entry.action,
+        author_id=entry.author,
+        subject_id=entry.subject,
+        body=entry.signed["body"],
+        sig=entry.signed["sig"],
+        created_at=now,
+    )
+
+
+def _verify_grants(
+    grants: Sequence[Any],
+    state: MembershipState,
+    identities: dict[str, IdentityRecord],
+    *,
+    granter: str,
+    expected_members: set[str],
+) -> list[tuple[dict[str, str], Any]]:
+    """Grants for exactly `expected_members` at the current generation, signed by `granter`."""
+    if not isinstance(grants, list):
+        raise InvalidRequest("grants must be a list")
+    verified = []
+    for signed in grants:
+        try:
+            grant = verify_grant(signed, state, identities)
+        except RecordError as exc:
+            raise InvalidRecord(str(exc)) from exc
+        if grant.generation != state.generation or grant.granter != granter:
+            raise InvalidRecord("grants are for the current generation, by the entry's author")
+        verified.append((grant.signed, grant))
+    members = [g.member for _, g in verified]
+    if len(members) != len(set(members)) or set(members) != expected_members:
+        raise InvalidRecord("grants must cover exactly the members who need the new key")
+    return verified
+
+
+def create_case(
+    db: Session,
+    *,
+    user: User,
+    case_id: str,
+    encrypted_info: str,
+    entry: Any,
+    grant: Any,
+    source: str | None = None,
+    now: datetime | None = None,
+) -> Case:
+    """Create a case with its genesis membership entry and the creator's first grant, at once."""
+    now = now or utcnow()
+    if not is_valid_id(case_id):
+        raise InvalidRequest("case_id is 32 lowercase hex digits")
+    check_opaque(encrypted_info, "encrypted_info")
+    identities = identities_of(db, [user.id])
+    try:
+        state = replay_membership([entry], identities)
+    except RecordError as exc:
+        raise InvalidRecord(str(exc)) from exc
+    genesis = state.entries[0]
+    if genesis.case_id != case_id or genesis.author != user.id:
+        raise InvalidRecord("the create entry must be signed by you for this case")
+    ((grant_signed, first_grant),) = _verify_grants(
+        [grant], state, identities, granter=user.id, expected_members={user.id}
+    )
+    if db.get(Case, case_id) is not None:
+        raise CaseExists()
+    case = Case(
+        id=case_id,
+        created_by=user.id,
+        created_at=now,
+        encrypted_info=encrypted_info,
+        membership_seq=genesis.seq,
+        membership_head=genesis.entry_hash,
+        generation=state.generation,
+    )
+    db.add(case)
+    db.flush()
+    db.add(
+        CaseMember(
+            case_id=case_id,
+            user_id=user.id,
+            role=ROLE_OWNER,
+            fingerprint=genesis.subject_fp,
+            added_at=now,
+        )
+    )
+    db.add(_entry_row(genesis, now))
+    db.add(_grant_row(grant_signed, first_grant, now))
+    common = {"actor_id": user.id, "case_id": case_id, "source": source, "now": now}
+    record_event(
+        db, action="case:case:created", signed_record=signed_text(genesis.signed), **common
+    )
+    record_event(
+        db,
+        action="case:grant:added",
+        detail={"generation": 0, "member": user.id},
+        signed_record=signed_text(grant_signed),
+        **common,
+    )
+    _commit(db, CaseExists)
+    return case
+
+
+def _commit(db: Session, conflict: type[Conflict]) -> None:
+    # A concurrent writer took the same primary key (case id, log position): nothing half-written.
+    try:
+        db.commit()
+    except IntegrityError as exc:
+        db.rollback()
+        raise conflict() from exc
+
+
+def append_membership(
+    db: Session,
+    *,
+    user: User,
+    case_id: str,
+    entry: Any,
+    grants: Any,
+    source: str | None = None,
+    now: datetime | None = None,
+) -> MembershipState:
+    """Append one owner-signed entry (add / remove / role) with the grants it needs."""
+    now = now or utcnow()
+    require_member(db, case_id, user.id, min_role=ROLE_OWNER)
+    case = db.get(Case, case_id)
+    assert case is not None  # a member row implies the case (foreign key)
+    peeked = _peek(entry)
+    subject_id = peeked.get("subject")
+    extra = [subject_id] if is_valid_id(subject_id) else []
+    state, identities = load_state(db, case_id, extra_users=extra)
+    if peeked.get("action") == "add" and extra:
+        target = db.get(User, subject_id)
+        if target is None or target.status != ACCOUNT_ACTIVE:
+            raise InvalidRecord("only an active account can be added")
+    try:
+        new_state = verify_membership_append(state, entry, identities)
+    except RecordError as exc:
+        if _is_stale(entry, state):
+            raise MembershipConflict(str(exc)) from exc
+        raise InvalidRecord(str(exc)) from exc
+    e = new_state.entries[-1]
+    if e.author != user.id:
+        raise InvalidRecord("the entry must be signed by you")
+
+    if e.action == "add":
+        expected = {e.subject}
+    elif e.action == "remove":
+        expected = set(new_state.members)
+    else:
+        expected = set()
+    verified = _verify_grants(
+        grants, new_state, identities, granter=user.id, expected_members=expected
+    )
+
+    db.add(_entry_row(e, now))
+    for signed, grant in verified:
+        db.add(_grant_row(signed, grant, now))
+    case.membership_seq = e.seq
+    case.membership_head = e.entry_hash
+    case.generation = new_state.generation
+    if e.action == "add":
+        db.add(
+            CaseMember(
+                case_id=case_id,
+                user_id=e.subject,
+                role=e.role,
+                fingerprint=e.subject_fp,
+                added_at=now,
+            )
+        )
+    else:
+        row = db.get(CaseMember, (case_id, e.subject))
+        assert row is not None  # the replay checked that the subject is a member
+        if e.action == "remove":
+            db.delete(row)
+        else:
+            row.role = e.role
+
+    common = {"actor_id": user.id, "case_id": case_id, "source": source, "now": now}
+    action = {"add": "added", "remove": "removed", "role": "role_changed"}[e.action]
+    record_event(
+        db,
+        action=f"case:member:{action}",
+        detail={"subject": e.subject, "role": e.role, "seq": e.seq},
+        signed_record=signed_text(e.signed),
+        **common,
+    )
+    if new_state.generation != state.generation:
+        record_event(
+            db,
+            action="case:generation:added",
+            detail={"generation": new_state.generation, "seq": e.seq},
+            **common,
+        )
+    for signed, grant in verified:
+        record_event(
+            db,
+            action="case:grant:added",
+            detail={"generation": grant.generation, "member": grant.member},
+            signed_record=signed_text(signed),
+            **common,
+        )
+    _commit(db, MembershipConflict)
+    return new_state
+
+
+def _peek(entry: Any) -> dict[str, Any]:
+    """An entry body read before verification, only to pick which identities to load."""
+    try:
+        return parse_canonical(b64d(entry["body"]))
+    except (EncodingError, TypeError, KeyError):
+        return {}
+
+
+def _is_stale(entry: Any, state: MembershipState) -> bool:
+    """True when the entry was built on an older head (a concurrent change), not forged."""
+    seq = _peek(entry).get("seq")
+    return isinstance(seq, int) and seq < state.next_seq
+
+
+def list_cases(db: Session, *, user: User) -> list[CaseView]:
+    rows = db.execute(
+        select(Case, CaseMember.role)
+        .join(CaseMember, CaseMember.case_id == Case.id)
+        .where(CaseMember.user_id == user.id)
+        .order_by(Case.created_at, Case.id)
+    )
+    return [CaseView(case=case, role=role) for case, role in rows]
+
+
+def get_case(
+    db: Session, *, user: User, case_id: str
+) -> tuple[CaseView, list[tuple[CaseMember, str]]]:
+    """The case, the caller's role and the members with their usernames."""
+    me = require_member(db, case_id, user.id)
+    case = db.get(Case, case_id)
+    assert case is not None
+    members = db.execute(
+        select(CaseMember, User.username)
+        .join(User, User.id == CaseMember.user_id)
+        .where(CaseMember.case_id == case_id)
+        .order_by(User.username)
+    )
+    return CaseView(case=case, role=me.role), [(m, name) for m, name in members]
+
+
+def membership_log(
+    db: Session, *, user: User, case_id: str
+) -> tuple[list[MembershipEntryRow], dict[str, str]]:
+    """Every entry of the log and the usernames of everyone it names, for the client's replay."""
+    require_member(db, case_id, user.id)
+    rows = _entries(db, case_id)
+    ids = {r.author_id for r in rows} | {r.subject_id for r in rows}
+    names = dict(db.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples())
+    return rows, names
+
+
+def my_grants(db: Session, *, user: User, case_id: str) -> list[KeyGrant]:
+    """Every generation the caller was granted (generation links travel in the log)."""
+    require_member(db, case_id, user.id)
+    return list(
+        db.scalars(
+            select(KeyGrant)
+            .where(KeyGrant.case_id == case_id, KeyGrant.member_id == user.id)
+            .order_by(KeyGrant.generation)
+        )
+    )
