@@ -1,0 +1,170 @@
+"""`casevault-server verify-log`: recompute the audit log from the stored events and compare.
+
+Every event must be exactly one leaf whose entry is what the event says now; every stored hash
+(leaf, perfect subtree, head) must be what the entries give; every signed checkpoint must carry
+the log key's valid signature over the recomputed root at its size. Anything else is reported:
+an edited, deleted, added or reordered event row cannot pass.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vault.config import Settings
+from vault.db.base import UTCDateTime
+from vault.db.engine import make_engine
+from vault.db.models_log import LOG_STATE_ID, LogCheckpoint, LogLeaf, LogNode, LogState
+from vault.protocol import merkle
+from vault.protocol.checkpoint import NoteError, open_checkpoint
+from vault.services.auditlog import _EVENTS, LOG_KEY_FILE, LogSigner, entry_for_event
+
+_BATCH = 5000
+_MAX_REPORTED = 50
+
+
+@dataclass
+class LogReport:
+    size: int = 0
+    checkpoints: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _batched(conn: Connection, query: sa.Select, key) -> Iterator[sa.Row]:
+    """Stream a large table in key order without holding it all in memory."""
+    last = None
+    while True:
+        q = query if last is None else query.where(key > last)
+        rows = conn.execute(q.order_by(key).limit(_BATCH)).all()
+        if not rows:
+            return
+        yield from rows
+        last = getattr(rows[-1], key.key)
+
+
+def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
+    report = LogReport()
+    events_query = sa.select(
+        _EVENTS.c.id,
+        sa.type_coerce(_EVENTS.c.time, UTCDateTime()).label("time"),
+        *(_EVENTS.c[n] for n in ("actor_id", "action", "case_id", "file_id", "source")),
+        *(_EVENTS.c[n] for n in ("result", "detail", "signed_record")),
+    )
+    # Events are looked up by id as the leaves name them; ids seen must cover every event.
+    leaf_event_ids: set[int] = set()
+    checkpoints = {
+        r.tree_size: r for r in conn.execute(sa.select(LogCheckpoint)).all()
+    }
+    roots: dict[int, bytes] = {}
+    if 0 in checkpoints:
+        roots[0] = merkle.EMPTY_ROOT
+    frontier: list[bytes] = []
+    size = 0
+    leaves = _batched(conn, sa.select(LogLeaf), LogLeaf.leaf_index)
+    for leaf in leaves:
+        if leaf.leaf_index != size:
+            report.problem(f"leaf {size} is missing (next stored leaf is {leaf.leaf_index})")
+            break
+        event = conn.execute(events_query.where(_EVENTS.c.id == leaf.event_id)).first()
+        if event is None:
+            report.problem(f"leaf {size}: event {leaf.event_id} was deleted")
+        elif entry_for_event(event) != leaf.entry:
+            report.problem(f"leaf {size}: event {leaf.event_id} was edited or moved")
+        if leaf.event_id in leaf_event_ids:
+            report.problem(f"leaf {size}: event {leaf.event_id} is logged twice")
+        leaf_event_ids.add(leaf.event_id)
+        lh = merkle.leaf_hash(leaf.entry)
+        if leaf.leaf_hash != lh:
+            report.problem(f"leaf {size}: stored leaf hash does not match its entry")
+        frontier, completed = merkle.append_to_frontier(frontier, size, lh)
+        if completed:
+            stored = {
+                (r.level, r.index): r.hash
+                for r in conn.execute(
+                    sa.select(LogNode).where(
+                        sa.tuple_(LogNode.level, LogNode.index).in_(
+                            [(lv, ix) for lv, ix, _ in completed]
+                        )
+                    )
+                )
+            }
+            for level, index, h in completed:
+                if stored.get((level, index)) != h:
+                    report.problem(f"stored node ({level}, {index}) does not match the entries")
+        size += 1
+        if size in checkpoints:
+            roots[size] = merkle.root_from_frontier(frontier)
+        if len(report.problems) >= _MAX_REPORTED:
+            report.problem("too many problems; stopped")
+            return report
+    report.size = size
+
+    total_events = conn.execute(sa.select(sa.func.count()).select_from(_EVENTS)).scalar_one()
+    unlogged = total_events - len(_existing_ids(conn, leaf_event_ids))
+    if unlogged:
+        report.problem(f"{unlogged} event row(s) are not in the log (inserted behind its back)")
+    node_count = conn.execute(sa.select(sa.func.count()).select_from(LogNode)).scalar_one()
+    expected_nodes = sum(size >> level for level in range(1, size.bit_length() + 1))
+    if node_count != expected_nodes:
+        report.problem(f"{node_count} stored nodes where the tree has {expected_nodes}")
+    state = conn.execute(sa.select(LogState).where(LogState.id == LOG_STATE_ID)).first()
+    if state is None or state.size != size or state.frontier != b"".join(frontier):
+        report.problem("the log head does not match the recomputed tree")
+
+    for tree_size, row in sorted(checkpoints.items()):
+        report.checkpoints += 1
+        try:
+            opened = open_checkpoint(row.note, signer.verifier)
+        except NoteError as exc:
+            report.problem(f"checkpoint {tree_size}: {exc}")
+            continue
+        if opened.size != tree_size or opened.root_hash != row.root_hash:
+            report.problem(f"checkpoint {tree_size}: stored fields differ from the signed note")
+        if tree_size not in roots:
+            report.problem(f"checkpoint {tree_size} is beyond the {size} entries of the log")
+        elif roots[tree_size] != opened.root_hash:
+            report.problem(f"checkpoint {tree_size}: signed root differs from the recomputed one")
+    return report
+
+
+def _existing_ids(conn: Connection, ids: set[int]) -> set[int]:
+    found: set[int] = set()
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), _BATCH):
+        chunk = ordered[i : i + _BATCH]
+        found.update(r[0] for r in conn.execute(sa.select(_EVENTS.c.id).where(
+            _EVENTS.c.id.in_(chunk))))
+    return found
+
+
+def run_verify_log(settings: Settings) -> int:
+    """CLI entry: print a summary, one line per problem, and exit non-zero on any problem."""
+    key_file = settings.data_dir / LOG_KEY_FILE
+    if not key_file.exists():
+        print(f"casevault-server: no log key at {key_file}", file=sys.stderr)
+        return 1
+    signer = LogSigner.load_or_create(key_file)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with engine.connect() as conn:
+            report = verify_log(conn, signer)
+    finally:
+        engine.dispose()
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}", file=sys.stderr)
+    if report.ok:
+        print(f"audit log OK: {report.size} entries, {report.checkpoints} signed checkpoint(s)")
+        return 0
+    print(f"audit log FAILED verification: {len(report.problems)} problem(s)", file=sys.stderr)
+    return 1
