@@ -1,0 +1,318 @@
+"""`casevault`: the lawyer's command line. Presentation and exit codes only; the work is in
+client.vault. The contract (commands, flags, environment, --json keys) is DESIGN.md section 6.
+
+Exit codes: 0 success, 1 error, 2 usage, 3 something failed verification (a file, a key, a log),
+4 a colleague's key changed and needs `casevault trust`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from client import cli_output as out
+from client.api import ApiError
+from client.crypto.errors import IntegrityError
+from client.crypto.kdf import InvalidRecoveryCode
+from client.keystore import KeystoreError
+from client.vault import KeyChanged, Vault, VaultError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTEGRITY = 3
+EXIT_KEY_CHANGED = 4
+
+PASSPHRASE_ENV = "CASEVAULT_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
+TOTP_ENV = "CASEVAULT_TOTP"
+SERVER_ENV = "CASEVAULT_SERVER"
+
+
+class UsageError(Exception):
+    """A mistake on the command line or at a prompt."""
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def _passphrase(*, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise UsageError(f"no passphrase: set {PASSPHRASE_ENV} or run in a terminal")
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat the passphrase: ") != first:
+        raise UsageError("the two passphrases differ")
+    if not first:
+        raise UsageError("the passphrase is empty")
+    return first
+
+
+def _totp(flag: str | None, *, prompt: str = "6-digit code from the authenticator app: ") -> str:
+    code = flag or os.environ.get(TOTP_ENV)
+    if not code:
+        if sys.stdin.isatty():
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+        code = sys.stdin.readline()
+    code = code.strip().replace(" ", "")
+    if len(code) != 6 or not code.isdigit():
+        raise UsageError("the code is 6 digits")
+    return code
+
+
+def _line(prompt: str) -> str:
+    if sys.stdin.isatty():
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError("no input")
+    return line.strip()
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _vault(args: argparse.Namespace, *, server: str | None = None) -> Vault:
+    return Vault(
+        server=server or os.environ.get(SERVER_ENV),
+        passphrase=_passphrase,
+        progress=out.progress_factory(enabled=not args.json),
+    )
+
+
+def cmd_register(args: argparse.Namespace) -> None:
+    vault = _vault(args, server=args.server)
+    passphrase = _passphrase(confirm=True, prompt="Choose a passphrase: ")
+    enrolment = vault.register(args.username, passphrase, invite=args.invite)
+    if args.json:
+        out.json_line({"username": enrolment.username, "totp_uri": enrolment.totp_uri,
+                       "recovery_code": enrolment.recovery_code})
+    else:
+        out.show_enrolment(enrolment.username, enrolment.totp_uri, enrolment.recovery_code)
+    code = _totp(args.totp, prompt="Enter the 6-digit code the app shows now: ")
+    who = vault.activate(enrolment, code)
+    if not args.json:
+        out.text(f"Account {who['username']} is active and logged in.")
+        out.text(f"Your safety number: {who['safety_number']}")
+
+
+def cmd_login(args: argparse.Namespace) -> None:
+    vault = _vault(args, server=args.server)
+    who = vault.login(args.username, _passphrase(), _totp(args.totp))
+    out.emit(args, who, f"Logged in as {who['username']} at {who['server']}.")
+
+
+def cmd_logout(args: argparse.Namespace) -> None:
+    _vault(args).logout()
+    out.emit(args, {"logged_out": True}, "Logged out.")
+
+
+def cmd_whoami(args: argparse.Namespace) -> None:
+    who = _vault(args).whoami()
+    out.emit(args, who, f"{who['username']} at {who['server']}")
+
+
+def cmd_recover(args: argparse.Namespace) -> None:
+    vault = _vault(args, server=args.server)
+    code = args.recovery_code or _line("Recovery code: ")
+    new_passphrase = _passphrase(confirm=True, prompt="Choose a new passphrase: ")
+    who = vault.recover(args.username, code, new_passphrase, _totp(args.totp))
+    out.emit(args, who, f"Passphrase reset; logged in as {who['username']}.")
+
+
+def cmd_case_create(args: argparse.Namespace) -> None:
+    case_id = _vault(args).create_case(args.name)
+    out.emit(args, {"case_id": case_id}, case_id)
+
+
+def cmd_case_list(args: argparse.Namespace) -> None:
+    cases = _vault(args).list_cases()
+    out.emit(args, cases, out.table(cases, ["case_id", "role", "name"]))
+
+
+def cmd_put(args: argparse.Namespace) -> None:
+    results = _vault(args).put(args.case_id, [Path(p) for p in args.paths])
+    out.emit(args, results, out.table(results, ["file_id", "version", "size", "name", "sha256"]))
+
+
+def cmd_ls(args: argparse.Namespace) -> None:
+    files = _vault(args).ls(args.case_id)
+    out.emit(args, files, out.table(
+        files, ["file_id", "version", "size", "uploaded_by", "uploaded_at", "name"]))
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    result = _vault(args).get(args.case_id, args.file_id,
+                              output=Path(args.output) if args.output else None,
+                              version=args.version)
+    out.emit(args, result, f"{result['path']}  sha256 {result['sha256']}  (verified)")
+
+
+def cmd_rm(args: argparse.Namespace) -> None:
+    _vault(args).rm(args.case_id, args.file_id)
+    out.emit(args, {"file_id": args.file_id, "deleted": True}, f"Deleted {args.file_id}.")
+
+
+def cmd_share(args: argparse.Namespace) -> None:
+    result = _vault(args).share(args.case_id, args.username, role=args.role,
+                                fingerprint=args.fingerprint)
+    lines = [f"Shared with {result['username']} as {result['role']}."]
+    if result.get("first_seen"):
+        lines.append(f"First time this key of {result['username']} was seen; pinned it.")
+    lines.append(f"Safety number of {result['username']}: {result['safety_number']}")
+    if not result.get("verified"):
+        lines.append("Compare it with them over a trusted channel, then run "
+                     f"`casevault trust {result['username']} NUMBER`.")
+    out.emit(args, result, "\n".join(lines))
+
+
+def cmd_revoke(args: argparse.Namespace) -> None:
+    result = _vault(args).revoke(args.case_id, args.username)
+    out.emit(args, result, f"Removed {result['username']}; new files use key generation "
+             f"{result['generation']}. They keep what they could already read.")
+
+
+def cmd_members(args: argparse.Namespace) -> None:
+    members = _vault(args).members(args.case_id)
+    out.emit(args, members, out.table(members, ["username", "role"]))
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    events = _vault(args).audit(args.case_id)
+    out.emit(args, events, out.table(events, ["index", "time", "actor", "action", "target"]))
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> None:
+    result = _vault(args).fingerprint(args.username)
+    state = "verified" if result["verified"] else "not verified"
+    out.emit(args, result,
+             f"{result['username']}: {result['safety_number']} ({state})")
+
+
+def cmd_trust(args: argparse.Namespace) -> None:
+    result = _vault(args).trust(args.username, args.safety_number)
+    out.emit(args, result, f"Trusted the key of {result['username']}.")
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    # --json is accepted before and after the command: the sub-parsers repeat it with
+    # SUPPRESS as default so an absent flag there does not reset one given earlier.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output on stdout")
+
+    parser = argparse.ArgumentParser(
+        prog="casevault", description="End-to-end encrypted case files for defence lawyers.")
+    parser.add_argument("--json", action="store_true", default=False,
+                        help="machine-readable output on stdout")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str,
+            target: Any = sub) -> argparse.ArgumentParser:
+        p = target.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("register", cmd_register, "create an account (passphrase + TOTP)")
+    p.add_argument("username")
+    p.add_argument("--server")
+    p.add_argument("--invite", metavar="CODE")
+    p.add_argument("--totp", metavar="CODE", help=argparse.SUPPRESS)
+
+    p = add("login", cmd_login, "log in")
+    p.add_argument("username")
+    p.add_argument("--server")
+    p.add_argument("--totp", metavar="CODE")
+
+    add("logout", cmd_logout, "end the session")
+    add("whoami", cmd_whoami, "show who is logged in")
+
+    p = add("recover", cmd_recover, "reset the passphrase with the recovery code (needs TOTP)")
+    p.add_argument("username")
+    p.add_argument("--server")
+    p.add_argument("--totp", metavar="CODE")
+    p.add_argument("--recovery-code", metavar="CODE",
+                   help="the recovery code (else read from stdin)")
+
+    case = sub.add_parser("case", parents=[common], help="create or list cases")
+    case_sub = case.add_subparsers(dest="case_command", metavar="SUBCOMMAND", required=True)
+    p = add("create", cmd_case_create, "create a case", case_sub)
+    p.add_argument("name")
+    add("list", cmd_case_list, "list your cases", case_sub)
+
+    p = add("put", cmd_put, "encrypt and upload files")
+    p.add_argument("case_id")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+
+    p = add("ls", cmd_ls, "list the files of a case")
+    p.add_argument("case_id")
+
+    p = add("get", cmd_get, "download, verify and decrypt a file")
+    p.add_argument("case_id")
+    p.add_argument("file_id")
+    p.add_argument("-o", "--output", metavar="PATH")
+    p.add_argument("--version", type=int, metavar="N")
+
+    p = add("rm", cmd_rm, "delete a file")
+    p.add_argument("case_id")
+    p.add_argument("file_id")
+
+    p = add("share", cmd_share, "give a colleague access to a case")
+    p.add_argument("case_id")
+    p.add_argument("username")
+    p.add_argument("--role", choices=["viewer", "editor", "owner"], default="editor")
+    p.add_argument("--fingerprint", metavar="SAFETY_NUMBER")
+
+    p = add("revoke", cmd_revoke, "remove a colleague from a case (rotates the case key)")
+    p.add_argument("case_id")
+    p.add_argument("username")
+
+    p = add("members", cmd_members, "list the members of a case")
+    p.add_argument("case_id")
+
+    p = add("audit", cmd_audit, "show the verified audit trail of a case")
+    p.add_argument("case_id")
+
+    p = add("fingerprint", cmd_fingerprint, "show a safety number (yours by default)")
+    p.add_argument("username", nargs="?")
+
+    p = add("trust", cmd_trust, "mark a colleague's key as verified out of band")
+    p.add_argument("username")
+    p.add_argument("safety_number", nargs="+", metavar="SAFETY_NUMBER")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if isinstance(getattr(args, "safety_number", None), list):
+        args.safety_number = " ".join(args.safety_number)
+    try:
+        args.func(args)
+    except KeyChanged as exc:
+        return out.fail(str(exc), EXIT_KEY_CHANGED)
+    except IntegrityError as exc:
+        return out.fail(f"IntegrityError: {exc}", EXIT_INTEGRITY)
+    except (VaultError, ApiError, KeystoreError, UsageError, InvalidRecoveryCode) as exc:
+        return out.fail(str(exc), EXIT_ERROR)
+    except KeyboardInterrupt:
+        return out.fail("interrupted", 130)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return out.fail(f"{exc.strerror or exc}{where}", EXIT_ERROR)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Output of the `casevault` command: JSON or text on stdout, errors and progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import segno
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+# Progress bars only for transfers large enough for a lawyer to wonder whether anything happens.
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+
+ProgressFactory = Callable[[str, int], Any]
+
+
+def json_line(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def text(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def emit(args: argparse.Namespace, obj: Any, human: str) -> None:
+    if args.json:
+        json_line(obj)
+    elif human:
+        text(human)
+
+
+def fail(message: str, code: int) -> int:
+    # One line, whatever the message holds.
+    message = " ".join(str(message).split())
+    sys.stderr.write(f"casevault: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def show_enrolment(username: str, totp_uri: str, recovery_code: str) -> None:
+    text(f"Account {username} created. Add it to your authenticator app:")
+    text("")
+    qr = segno.make(totp_uri, error="m")
+    qr.terminal(out=sys.stdout, compact=True, border=2)
+    text("")
+    text(f"Or enter this URI: {totp_uri}")
+    text("")
+    text("RECOVERY CODE (shown only this once; write it down and keep it offline):")
+    text(f"    {recovery_code}")
+    text("It is the only way back in if you forget your passphrase. Nobody, not even the")
+    text("server's operator, can recover your account or your files without it.")
+    text("")
+
+
+class _Bar:
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+
+class _NoBar:
+    def advance(self, n: int) -> None:
+        pass
+
+
+def progress_factory(*, enabled: bool) -> Callable[[str, int], Any]:
+    """A context-manager factory `bar(label, total)` drawing on stderr when it is a terminal."""
+    console = Console(stderr=True)
+
+    @contextmanager
+    def bar(label: str, total: int) -> Iterator[Any]:
+        if not enabled or total < PROGRESS_MIN_BYTES or not console.is_terminal:
+            yield _NoBar()
+            return
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            yield _Bar(progress, progress.add_task(label, total=total))
+
+    return bar

@@ -1,0 +1,288 @@
+"""Local client state in CASEVAULT_HOME: folder 0700, files 0600, every write atomic.
+
+What is kept here, and what is not:
+- profile.json: server URL, username, user id, the account's KDF parameters (salt, ops, mem)
+  and the private identity wrapped under `kek`. The unwrapped identity and the kek are never
+  written; every command that needs them re-derives the kek from the passphrase
+  (CASEVAULT_PASSPHRASE or a prompt). Keeping the KDF parameters locally also means a later
+  command never has to ask the server how to derive its own keys.
+- session.json: the bearer token of the current session.
+- pins.json: colleagues' identity records pinned on first use (trust on first use), each with its
+  fingerprint, first-seen time and whether it was verified out of band (`trust`).
+- transfers/: resume state of interrupted uploads and downloads (no key material).
+The audit log's pinned checkpoint and receipts live in the same folder, kept by client.auditlog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+HOME_ENV = "CASEVAULT_HOME"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+_PROFILE = "profile.json"
+_SESSION = "session.json"
+_PINS = "pins.json"
+_CASE_HEADS = "case_heads.json"
+_TRANSFERS = "transfers"
+
+
+class KeystoreError(Exception):
+    """Local state is missing, unreadable or unsafe."""
+
+
+def default_home() -> Path:
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("casevault", appauthor=False))
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a directory be opened.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    """Temp file in the same folder, fsync, rename over the target, fsync the folder."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Profile:
+    server: str
+    username: str
+    user_id: str
+    kdf: dict[str, Any]  # {"salt": hex, "ops": int, "mem": int}
+    wrapped_identity: str  # b64 blob produced by client.crypto (under kek)
+    identity_record: dict[str, str]  # our own self-signed public record
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "username": self.username,
+            "user_id": self.user_id,
+            "kdf": self.kdf,
+            "wrapped_identity": self.wrapped_identity,
+            "identity_record": self.identity_record,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Profile:
+        try:
+            return cls(
+                server=str(obj["server"]),
+                username=str(obj["username"]),
+                user_id=str(obj["user_id"]),
+                kdf=dict(obj["kdf"]),
+                wrapped_identity=str(obj["wrapped_identity"]),
+                identity_record=dict(obj["identity_record"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeystoreError("the local profile is damaged; log in again") from exc
+
+
+@dataclass(frozen=True)
+class Pin:
+    username: str
+    user_id: str
+    fingerprint: str  # hex SHA-256 of the identity record
+    record: dict[str, str]  # the signed identity record as first seen
+    first_seen: int
+    verified: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "user_id": self.user_id,
+            "fingerprint": self.fingerprint,
+            "record": self.record,
+            "first_seen": self.first_seen,
+            "verified": self.verified,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Pin:
+        try:
+            return cls(
+                username=str(obj["username"]),
+                user_id=str(obj["user_id"]),
+                fingerprint=str(obj["fingerprint"]),
+                record=dict(obj["record"]),
+                first_seen=int(obj["first_seen"]),
+                verified=bool(obj["verified"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeystoreError("the pinned keys file is damaged") from exc
+
+
+class Keystore:
+    """The client's folder. Creates it 0700 on first use and tightens a looser one."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home).expanduser() if home is not None else default_home()
+
+    # ------------------------------------------------------------ basics
+
+    def ensure(self) -> Path:
+        self.home.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        if self.home.stat().st_mode & 0o077:
+            os.chmod(self.home, DIR_MODE)
+        return self.home
+
+    def path(self, name: str) -> Path:
+        return self.ensure() / name
+
+    def _read_json(self, name: str) -> Any | None:
+        path = self.home / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise KeystoreError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise KeystoreError(f"{path} is damaged") from exc
+
+    def _write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.path(name), obj)
+
+    def _remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.home / name).unlink()
+
+    # ------------------------------------------------------------ profile and session
+
+    def load_profile(self) -> Profile | None:
+        obj = self._read_json(_PROFILE)
+        return None if obj is None else Profile.from_json(obj)
+
+    def save_profile(self, profile: Profile) -> None:
+        self._write_json(_PROFILE, profile.to_json())
+
+    def load_session(self) -> str | None:
+        obj = self._read_json(_SESSION)
+        if not isinstance(obj, dict) or not isinstance(obj.get("token"), str):
+            return None
+        return obj["token"]
+
+    def save_session(self, token: str) -> None:
+        self._write_json(_SESSION, {"token": token, "saved_at": int(time.time())})
+
+    def clear_session(self) -> None:
+        self._remove(_SESSION)
+
+    # ------------------------------------------------------------ pinned keys
+
+    def pins(self) -> dict[str, Pin]:
+        obj = self._read_json(_PINS) or {}
+        if not isinstance(obj, dict):
+            raise KeystoreError("the pinned keys file is damaged")
+        return {name: Pin.from_json(value) for name, value in obj.items()}
+
+    def pin(self, username: str) -> Pin | None:
+        return self.pins().get(username)
+
+    def pin_by_user_id(self, user_id: str) -> Pin | None:
+        for pin in self.pins().values():
+            if pin.user_id == user_id:
+                return pin
+        return None
+
+    def save_pin(self, pin: Pin) -> None:
+        pins = self.pins()
+        pins[pin.username] = pin
+        self._write_json(_PINS, {name: p.to_json() for name, p in sorted(pins.items())})
+
+    # ------------------------------------------------------------ membership heads seen
+
+    def load_case_head(self, case_id: str) -> tuple[int, str] | None:
+        """(seq, entry hash) of the last membership entry this client verified for a case."""
+        obj = self._read_json(_CASE_HEADS) or {}
+        head = obj.get(case_id) if isinstance(obj, dict) else None
+        if not isinstance(head, dict):
+            return None
+        try:
+            return int(head["seq"]), str(head["hash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeystoreError("the membership heads file is damaged") from exc
+
+    def save_case_head(self, case_id: str, seq: int, entry_hash: str) -> None:
+        obj = self._read_json(_CASE_HEADS) or {}
+        if not isinstance(obj, dict):
+            obj = {}
+        obj[case_id] = {"seq": seq, "hash": entry_hash}
+        self._write_json(_CASE_HEADS, obj)
+
+    # ------------------------------------------------------------ transfer state
+
+    def _transfer_dir(self) -> Path:
+        path = self.ensure() / _TRANSFERS
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
+        return path
+
+    def load_transfer(self, key: str) -> dict[str, Any] | None:
+        obj = self._read_json(f"{_TRANSFERS}/{_safe_name(key)}.json")
+        return obj if isinstance(obj, dict) else None
+
+    def save_transfer(self, key: str, state: dict[str, Any]) -> None:
+        atomic_write_json(self._transfer_dir() / f"{_safe_name(key)}.json", state)
+
+    def transfer_path(self, key: str, ext: str) -> Path:
+        """Where a transfer keeps its bytes (an encrypted blob, never plaintext)."""
+        if not ext.isalnum():
+            raise KeystoreError("invalid transfer file extension")
+        return self._transfer_dir() / f"{_safe_name(key)}.{ext}"
+
+    def clear_transfer(self, key: str) -> None:
+        self._remove(f"{_TRANSFERS}/{_safe_name(key)}.json")
+
+    def transfers(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        folder = self.home / _TRANSFERS
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            obj = self._read_json(f"{_TRANSFERS}/{path.name}")
+            if isinstance(obj, dict):
+                yield path.stem, obj
+
+
+def _safe_name(key: str) -> str:
+    # Transfer keys are built from hex ids and digests; anything else would be a bug.
+    if not key or any(ch not in "0123456789abcdef-_" for ch in key):
+        raise KeystoreError("invalid transfer key")
+    return key

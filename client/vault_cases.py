@@ -1,0 +1,299 @@
+"""Cases on the client: the membership log is replayed and verified here, never taken on trust.
+
+Every operation starts from `CaseOps.load`: fetch the signed log, check every key against the
+pinned ones, replay it (signatures, hash chain, owner authority), compare it with the head this
+client saw last (so a server cannot roll membership back), then open our grant and walk the
+generation links down to generation 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from client import crypto
+from client.api import Api, NotFound, seg
+from client.auditlog import AuditLog, AuditVerificationError
+from client.vault_errors import VaultError
+from vault.protocol.encoding import EncodingError, b64d, b64e
+from vault.protocol.ids import is_valid_id, new_id
+from vault.protocol.membership import (
+    Member,
+    MembershipState,
+    membership_entry_body,
+    replay_membership,
+)
+from vault.protocol.records import (
+    LABEL_MEMBERSHIP,
+    ZERO_HASH,
+    IdentityRecord,
+    RecordError,
+    parse_grant,
+)
+
+if TYPE_CHECKING:
+    from client.vault import Vault
+
+
+class NotAMember(VaultError):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case {case_id} does not exist or you are not a member")
+
+
+@dataclass
+class CaseContext:
+    case_id: str
+    state: MembershipState
+    identities: dict[str, IdentityRecord]
+    keys: dict[int, bytes]  # generation -> case key
+    me: str
+    encrypted_info: str | None = None
+
+    @property
+    def generation(self) -> int:
+        return self.state.generation
+
+    @property
+    def key(self) -> bytes:
+        return self.keys[self.state.generation]
+
+    def username(self, user_id: str) -> str:
+        record = self.identities.get(user_id)
+        return record.username if record else user_id
+
+    def role(self) -> str:
+        role = self.state.role_of(self.me)
+        if role is None:
+            raise NotAMember(self.case_id)
+        return role
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CaseOps:
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    @property
+    def api(self) -> Api:
+        return self.vault.api
+
+    def _call(self, fn: Any) -> Any:
+        return self.vault._call(fn)
+
+    def _path(self, case_id: str, rest: str = "") -> str:
+        if not is_valid_id(case_id):
+            raise VaultError(f"{case_id!r} is not a case id (32 hex digits)")
+        return f"/v1/cases/{seg(case_id)}{rest}"
+
+    # ------------------------------------------------------------ loading and verifying
+
+    def load(self, case_id: str) -> CaseContext:
+        identity = self.vault.identity()
+        own = identity.record()
+        try:
+            log = self._call(lambda api: api.get(self._path(case_id, "/membership")))
+        except NotFound as exc:
+            raise NotAMember(case_id) from exc
+        entries, names = log.get("entries"), log.get("usernames")
+        if not isinstance(entries, list) or not isinstance(names, dict):
+            raise crypto.IntegrityError(f"membership log of case {case_id}")
+        identities = self.vault.trust_store.identities(
+            {str(k): str(v) for k, v in names.items()}, own)
+        try:
+            state = replay_membership(entries, identities)
+        except (RecordError, EncodingError) as exc:
+            raise crypto.IntegrityError(f"membership log of case {case_id}") from exc
+        if state.case_id != case_id:
+            raise crypto.IntegrityError(f"membership log of case {case_id}")
+        self._check_not_rolled_back(case_id, state)
+        if state.role_of(identity.user_id) is None:
+            raise NotAMember(case_id)
+        keys = self._open_keys(case_id, state, identities)
+        return CaseContext(case_id, state, identities, keys, identity.user_id)
+
+    def _check_not_rolled_back(self, case_id: str, state: MembershipState) -> None:
+        """The log must extend the head this client saw last; then remember the new head."""
+        seen = self.vault.keystore.load_case_head(case_id)
+        if seen is not None:
+            seq, head = seen
+            if seq >= len(state.entries) or state.entries[seq].entry_hash != head:
+                raise crypto.IntegrityError(
+                    f"membership log of case {case_id} (the server rolled it back or forked it)")
+        self.vault.keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
+
+    def _open_keys(self, case_id: str, state: MembershipState,
+                   identities: dict[str, IdentityRecord]) -> dict[int, bytes]:
+        identity = self.vault.identity()
+        reply = self._call(lambda api: api.get(self._path(case_id, "/grants")))
+        grants = reply.get("grants") if isinstance(reply, dict) else None
+        if not isinstance(grants, list):
+            raise crypto.IntegrityError(f"key grants of case {case_id}")
+        keys: dict[int, bytes] = {}
+        for signed in grants:
+            key = crypto.open_grant(signed, identity=identity, state=state, identities=identities)
+            body_gen = _grant_generation(signed)
+            keys[body_gen] = key
+        if state.generation not in keys:
+            raise crypto.IntegrityError(f"key grant of case {case_id} for the current generation")
+        # Older generations come from the links in the log: generation g carries g-1.
+        links = {e.generation: e.key_link for e in state.entries if e.action == "remove"}
+        for gen in range(state.generation, 0, -1):
+            if gen - 1 in keys:
+                continue
+            if gen not in keys or gen not in links:
+                break
+            keys[gen - 1] = crypto.open_key_link(links[gen], new_key=keys[gen], case_id=case_id,
+                                                 new_generation=gen)
+        return keys
+
+    # ------------------------------------------------------------ operations
+
+    def create(self, name: str, description: str = "") -> str:
+        if not name.strip():
+            raise VaultError("a case needs a name")
+        identity = self.vault.identity()
+        record = identity.record()
+        case_id = new_id()
+        key = crypto.new_case_key()
+        body = membership_entry_body(
+            case_id=case_id, seq=0, prev_hash=ZERO_HASH, action="create",
+            subject=identity.user_id, subject_fp=record.fingerprint_hex, role="owner",
+            author=identity.user_id, time=int(time.time()), generation=0)
+        entry = identity.sign(LABEL_MEMBERSHIP, body)
+        grant = crypto.seal_grant(case_key=key, case_id=case_id, generation=0, member=record,
+                                  granter=identity)
+        info = crypto.encrypt_case_metadata(crypto.CaseMetadata(name, description),
+                                            case_key=key, case_id=case_id, generation=0)
+        self._call(lambda api: api.post("/v1/cases", {
+            "case_id": case_id, "encrypted_info": b64e(info), "entry": entry, "grant": grant}))
+        return case_id
+
+    def case_name(self, ctx: CaseContext, encrypted_info: str) -> str:
+        if 0 not in ctx.keys:
+            return "(name unreadable: older keys unavailable)"
+        try:
+            meta = crypto.decrypt_case_metadata(b64d(encrypted_info), case_key=ctx.keys[0],
+                                                case_id=ctx.case_id, generation=0)
+        except EncodingError as exc:
+            raise crypto.IntegrityError(f"name of case {ctx.case_id}") from exc
+        return meta.name
+
+    def list(self) -> list[dict[str, Any]]:
+        reply = self._call(lambda api: api.get("/v1/cases"))
+        out = []
+        for case in reply.get("cases", []):
+            ctx = self.load(str(case["case_id"]))
+            out.append({"case_id": ctx.case_id, "name": self.case_name(ctx, case["encrypted_info"]),
+                        "role": ctx.role()})
+        return out
+
+    def members(self, case_id: str) -> list[dict[str, Any]]:
+        ctx = self.load(case_id)
+        rows = [{"username": ctx.username(m.user_id), "role": m.role}
+                for m in ctx.state.members.values()]
+        return sorted(rows, key=lambda r: r["username"])
+
+    def _append(self, ctx: CaseContext, *, action: str, subject: str, subject_fp: str,
+                role: str, generation: int, key_link: bytes, grants: list[dict]) -> None:
+        identity = self.vault.identity()
+        last_time = ctx.state.entries[-1].time
+        body = membership_entry_body(
+            case_id=ctx.case_id, seq=ctx.state.next_seq, prev_hash=ctx.state.head_hash,
+            action=action, subject=subject, subject_fp=subject_fp, role=role,
+            author=identity.user_id, time=max(int(time.time()), last_time),
+            generation=generation, key_link=key_link)
+        entry = identity.sign(LABEL_MEMBERSHIP, body)
+        self._call(lambda api: api.post(self._path(ctx.case_id, "/membership"),
+                                        {"entry": entry, "grants": grants}))
+
+    def share(self, case_id: str, username: str, *, role: str,
+              fingerprint: str | None) -> dict[str, Any]:
+        ctx = self.load(case_id)
+        if ctx.role() != "owner":
+            raise VaultError("only an owner of the case can share it")
+        record, first_seen, verified = self.vault.trust_store.for_sharing(username, fingerprint)
+        if record.user_id in ctx.state.members:
+            raise VaultError(f"{username} is already a member of this case")
+        grant = crypto.seal_grant(case_key=ctx.key, case_id=case_id, generation=ctx.generation,
+                                  member=record, granter=self.vault.identity())
+        self._append(ctx, action="add", subject=record.user_id,
+                     subject_fp=record.fingerprint_hex, role=role, generation=ctx.generation,
+                     key_link=b"", grants=[grant])
+        return {"case_id": case_id, "username": username, "role": role,
+                "safety_number": record.safety_number, "first_seen": first_seen,
+                "verified": verified}
+
+    def revoke(self, case_id: str, username: str) -> dict[str, Any]:
+        ctx = self.load(case_id)
+        if ctx.role() != "owner":
+            raise VaultError("only an owner of the case can remove members")
+        target: Member | None = next(
+            (m for m in ctx.state.members.values() if ctx.username(m.user_id) == username), None)
+        if target is None:
+            raise VaultError(f"{username} is not a member of this case")
+        new_gen = ctx.generation + 1
+        new_key = crypto.new_case_key()
+        link = crypto.make_key_link(new_key=new_key, old_key=ctx.key, case_id=case_id,
+                                    new_generation=new_gen)
+        identity = self.vault.identity()
+        grants = [
+            crypto.seal_grant(case_key=new_key, case_id=case_id, generation=new_gen,
+                              member=ctx.identities[m.user_id], granter=identity)
+            for m in ctx.state.members.values() if m.user_id != target.user_id
+        ]
+        self._append(ctx, action="remove", subject=target.user_id,
+                     subject_fp=target.fingerprint, role=target.role, generation=new_gen,
+                     key_link=link, grants=grants)
+        return {"case_id": case_id, "username": username, "generation": new_gen}
+
+    def audit(self, case_id: str) -> list[dict[str, Any]]:
+        ctx = self.load(case_id)
+        log = AuditLog(self.vault.keystore.ensure(), lambda path, params: self._call(
+            lambda api: api.get(path, **params)))
+        try:
+            entries = log.case_entries(case_id)
+        except AuditVerificationError as exc:
+            raise crypto.IntegrityError(f"audit log of case {case_id} ({exc.problem})") from exc
+        out = []
+        for e in entries:
+            record = e["record"]
+            actor = e.get("actor")
+            actor_id = record.get("actor_id") or record.get("actor")
+            if isinstance(actor_id, str) and actor_id in ctx.identities:
+                actor = ctx.identities[actor_id].username
+            out.append({"index": e["index"], "time": _time_of(record),
+                        "actor": actor, "action": record.get("action"),
+                        "target": _target_of(record, ctx)})
+        return out
+
+
+def _grant_generation(signed: Any) -> int:
+    try:
+        return parse_grant(signed).generation
+    except RecordError as exc:
+        raise crypto.IntegrityError("key grant") from exc
+
+
+def _time_of(record: dict[str, Any]) -> str | None:
+    value = record.get("time")
+    if isinstance(value, int):
+        return iso(value)
+    return value if isinstance(value, str) else None
+
+
+def _target_of(record: dict[str, Any], ctx: CaseContext) -> str | None:
+    for key in ("file_id", "subject", "case_id"):
+        value = record.get(key)
+        if isinstance(value, str):
+            return ctx.username(value) if key == "subject" else value
+    detail = record.get("detail")
+    if isinstance(detail, dict) and isinstance(detail.get("subject"), str):
+        return ctx.username(detail["subject"])
+    return None
+
+

@@ -1,0 +1,38 @@
+"""Errors of client.vault that a user can act on; the message says what to do."""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """An operation failed for a reason the user can act on; the message says which."""
+
+
+class NotLoggedIn(VaultError):
+    def __init__(self) -> None:
+        super().__init__("not logged in; run `casevault login USERNAME`")
+
+
+class UnknownUser(VaultError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user named {username!r} on this server")
+
+
+class KeyChanged(VaultError):
+    """A colleague's key differs from the pinned one: hard stop until `trust`."""
+
+    def __init__(self, username: str, safety_number: str) -> None:
+        super().__init__(
+            f"the key of {username} CHANGED since it was pinned; this may be an attack. "
+            f"Verify the new safety number {safety_number} with {username} over a trusted "
+            f"channel, then run `casevault trust {username} NUMBER`"
+        )
+        self.username = username
+        self.safety_number = safety_number
+
+
+class FingerprintMismatch(VaultError):
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"the safety number of {username} does not match the one given; nothing was shared"
+        )
+        self.username = username
