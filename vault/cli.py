@@ -82,11 +82,18 @@ def _invite(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_log(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.logverify import run_verify_log
+
+    return run_verify_log(settings)
+
+
 # Other features add subcommands here: name -> (help, add_arguments, run(settings, args) -> int).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable]] = {
     "serve": ("run the HTTP server (migrates the database first)", _serve_arguments, _serve),
     "migrate": ("apply database migrations", None, _run_migrate),
     "invite": ("print a one-time invite code", None, _invite),
+    "verify-log": ("recompute the audit log and check every stored hash", None, _verify_log),
 }
 
 
