@@ -112,6 +112,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         "internal_error",
         "Internal server error",
         f"quote request id {rid} to the operator",
+        # Built outside the request-id middleware (Starlette's error layer), so set it here.
+        headers={"X-Request-ID": rid},
         request_id=rid,
     )
 
