@@ -408,7 +408,7 @@ def membership_log(
     require_member(db, case_id, user.id)
     rows = _entries(db, case_id)
     ids = {r.author_id for r in rows} | {r.subject_id for r in rows}
-    names = dict(db.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples().all())
+    names = dict(db.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
     return rows, names
 
 

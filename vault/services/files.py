@@ -511,7 +511,7 @@ def list_files(
             )
             .where(FileVersion.case_id == case_id)
             .order_by(FileVersion.file_id, FileVersion.version)
-        ).tuples()
+        )
     )
     record_event(
         db,
