@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +30,32 @@ COBBLESTONE_OVERHEAD = 56
 READ_SIZE = 1024 * 1024
 _ENC_BUF = READ_SIZE + (READ_SIZE // CHUNK_SIZE + 2) * 16 + COBBLESTONE_OVERHEAD + 4096
 _ZEROS = bytes(READ_SIZE)
+
+
+class _BackgroundSha256:
+    """SHA-256 of a stream of immutable blocks, computed on a second thread.
+
+    hashlib releases the GIL for large inputs, so hashing one side of the stream here while the
+    caller encrypts or decrypts and hashes the other side uses two cores instead of one.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._hash = hashlib.sha256()
+        self._pool = pool
+        self._pending: Future[None] | None = None
+
+    def update(self, block: bytes) -> None:
+        # Only immutable bytes may be hashed behind the caller's back.
+        block = block if isinstance(block, bytes) else bytes(block)
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._hash.update, block)
+
+    def hexdigest(self) -> str:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        return self._hash.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -75,7 +102,14 @@ def encrypt_stream(
     enc = Cobblestone256Encryptor(
         _content_key(file_key), content_context(case_id, file_id, version)
     )
-    plain_hash, blob_hash = hashlib.sha256(), hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return _encrypt(src, dst, enc, _BackgroundSha256(pool))
+
+
+def _encrypt(
+    src: BinaryIO, dst: BinaryIO, enc: Cobblestone256Encryptor, plain_hash: _BackgroundSha256
+) -> StreamResult:
+    blob_hash = hashlib.sha256()
     buf = bytearray(_ENC_BUF)
     view = memoryview(buf)
     blob_size = 0
@@ -116,16 +150,28 @@ def decrypt_stream(
     a scratch file that is discarded on error (decrypt_to_path does that)."""
     if not isinstance(plaintext_size, int) or plaintext_size < 0:
         raise IntegrityError("file")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return _decrypt(
+            src, dst, file_key, (case_id, file_id, version), plaintext_size, _BackgroundSha256(pool)
+        )
+
+
+def _decrypt(
+    src: BinaryIO,
+    dst: BinaryIO,
+    file_key: bytes,
+    coords: tuple[str, str, int],
+    plaintext_size: int,
+    blob_hash: _BackgroundSha256,
+) -> StreamResult:
     padded = padme_length(plaintext_size)
-    blob_hash, plain_hash = hashlib.sha256(), hashlib.sha256()
+    plain_hash = hashlib.sha256()
     head = src.read(len(MAGIC))
     blob_hash.update(head)
     blob_size = len(head)
     if head != MAGIC:
         raise IntegrityError("file")
-    dec = Cobblestone256Decryptor(
-        _content_key(file_key), content_context(case_id, file_id, version)
-    )
+    dec = Cobblestone256Decryptor(_content_key(file_key), content_context(*coords))
     buf = bytearray(READ_SIZE)
     view = memoryview(buf)
     released = 0  # plaintext (with padding) produced so far
@@ -140,7 +186,7 @@ def decrypt_stream(
             dst.write(out[:keep])
             plain_hash.update(out[:keep])
         # Padding MUST be zero, so one plaintext has one blob length and nothing hides there.
-        if keep < len(out) and any(out[keep:]):
+        if keep < len(out) and bytes(out[keep:]).strip(b"\0"):
             raise IntegrityError("file")
         released = end
 
