@@ -281,8 +281,11 @@ class Keystore:
                 yield path.stem, obj
 
 
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def _safe_name(key: str) -> str:
-    # Transfer keys are built from hex ids and digests; anything else would be a bug.
-    if not key or any(ch not in "0123456789abcdef-_" for ch in key):
+    # Transfer keys are built from a prefix, hex ids and digests; anything else would be a bug.
+    if not key or len(key) > 200 or any(ch not in _KEY_CHARS for ch in key):
         raise KeystoreError("invalid transfer key")
     return key
