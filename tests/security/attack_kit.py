@@ -7,9 +7,12 @@ objects, membership entries are signed with their keys and replayed with the sam
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 from dataclasses import dataclass, field
+
+import sqlalchemy as sa
 
 from client.crypto.keys import Identity
 from client.crypto.seal import (
@@ -189,3 +192,55 @@ def open_blob(
         plaintext_size=len(sealed.plaintext),
         expected_sha256=sealed.plaintext_sha256,
     )
+
+
+# ---------------------------------------------------------------- the seized server
+
+
+def dump_database(url: str) -> str:
+    """Every row of every table as text: what someone imaging the database can read."""
+    engine = sa.create_engine(url)
+    try:
+        meta = sa.MetaData()
+        meta.reflect(bind=engine)
+        out = []
+        with engine.connect() as conn:
+            for table in meta.sorted_tables:
+                for row in conn.execute(sa.select(table)):
+                    for value in row:
+                        if isinstance(value, bytes | bytearray | memoryview):
+                            value = bytes(value)
+                            out.append(value.hex())
+                            out.append(value.decode("latin-1"))
+                        else:
+                            out.append(str(value))
+        return "\n".join(out)
+    finally:
+        engine.dispose()
+
+
+def encodings_of(secret: bytes | str) -> list[str]:
+    """The ways a secret could sit in a database: raw, hex, base64 (both alphabets), base32."""
+    raw = secret.encode() if isinstance(secret, str) else secret
+    forms = {
+        raw.decode("latin-1"),
+        raw.hex(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        base64.b32encode(raw).decode().rstrip("="),
+    }
+    return sorted(f for f in forms if len(f) >= 12)
+
+
+class CallCounter:
+    """Wraps a real method and counts calls (a spy over the real thing, not a replacement)."""
+
+    def __init__(self, target: object, name: str) -> None:
+        self.calls = 0
+        real = getattr(target, name)
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        setattr(target, name, counted)
