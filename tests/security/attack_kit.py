@@ -32,6 +32,8 @@ from vault.protocol.membership import (
 )
 from vault.protocol.records import LABEL_MEMBERSHIP, ZERO_HASH, IdentityRecord
 
+PASSPHRASE = "correct horse battery staple"
+
 
 def make_identity(username: str) -> Identity:
     return Identity.generate(new_id(), username, now=1_700_000_000)
@@ -244,3 +246,21 @@ class CallCounter:
             return real(*args, **kwargs)
 
         setattr(target, name, counted)
+
+
+def run_sql(url: str, statement: str, params: dict | None = None) -> list[tuple]:
+    """SQL on the server's database, as the operator (or whoever holds the disk) would run it."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(statement), params or {})
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def all_file_bytes(root) -> bytes:
+    """Every byte of every file under a folder (a disk image, as far as a test can take one)."""
+    from pathlib import Path
+
+    return b"\n".join(p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file())

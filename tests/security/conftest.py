@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from attack_kit import CaseLog, make_identity
+from attack_kit import PASSPHRASE, CaseLog, make_identity
 
 from client.crypto.keys import Identity
 
@@ -53,3 +53,24 @@ def live_server(app):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def lawyer(live_server, clock, tmp_path):
+    """`lawyer(name)` -> a registered, active, logged-in `client.vault.Vault` of its own home."""
+    from urllib.parse import parse_qs, urlparse
+
+    import pyotp
+
+    from client.vault import Vault
+
+    def _make(username: str) -> Vault:
+        vault = Vault(str(tmp_path / f"home-{username}"), server=live_server, passphrase=PASSPHRASE)
+        enrolment = vault.register(username, PASSPHRASE)
+        secret = parse_qs(urlparse(enrolment.totp_uri).query)["secret"][0]
+        vault.activate(enrolment, pyotp.TOTP(secret).at(clock.now))
+        vault.totp_secret = secret
+        clock.advance(30)  # the next code anyone asks for is of a fresh step
+        return vault
+
+    return _make
