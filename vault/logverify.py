@@ -41,15 +41,15 @@ class LogReport:
         return not self.problems
 
 
-def _batched(conn: Connection, query: sa.Select, key) -> Iterator[sa.Row]:
-    """Stream a large table in key order without holding it all in memory."""
+def _batches(conn: Connection, query: sa.Select, key) -> Iterator[list[sa.Row]]:
+    """Stream a large table in key order, a batch at a time, never all in memory."""
     last = None
     while True:
         q = query if last is None else query.where(key > last)
         rows = conn.execute(q.order_by(key).limit(_BATCH)).all()
         if not rows:
             return
-        yield from rows
+        yield rows
         last = getattr(rows[-1], key.key)
 
 
@@ -61,53 +61,42 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
         *(_EVENTS.c[n] for n in ("actor_id", "action", "case_id", "file_id", "source")),
         *(_EVENTS.c[n] for n in ("result", "detail", "signed_record")),
     )
-    # Events are looked up by id as the leaves name them; ids seen must cover every event.
     leaf_event_ids: set[int] = set()
-    checkpoints = {
-        r.tree_size: r for r in conn.execute(sa.select(LogCheckpoint)).all()
-    }
-    roots: dict[int, bytes] = {}
-    if 0 in checkpoints:
-        roots[0] = merkle.EMPTY_ROOT
+    checkpoints = {r.tree_size: r for r in conn.execute(sa.select(LogCheckpoint)).all()}
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
     frontier: list[bytes] = []
     size = 0
-    leaves = _batched(conn, sa.select(LogLeaf), LogLeaf.leaf_index)
-    for leaf in leaves:
-        if leaf.leaf_index != size:
-            report.problem(f"leaf {size} is missing (next stored leaf is {leaf.leaf_index})")
-            break
-        event = conn.execute(events_query.where(_EVENTS.c.id == leaf.event_id)).first()
-        if event is None:
-            report.problem(f"leaf {size}: event {leaf.event_id} was deleted")
-        elif entry_for_event(event) != leaf.entry:
-            report.problem(f"leaf {size}: event {leaf.event_id} was edited or moved")
-        if leaf.event_id in leaf_event_ids:
-            report.problem(f"leaf {size}: event {leaf.event_id} is logged twice")
-        leaf_event_ids.add(leaf.event_id)
-        lh = merkle.leaf_hash(leaf.entry)
-        if leaf.leaf_hash != lh:
-            report.problem(f"leaf {size}: stored leaf hash does not match its entry")
-        frontier, completed = merkle.append_to_frontier(frontier, size, lh)
-        if completed:
-            stored = {
-                (r.level, r.index): r.hash
-                for r in conn.execute(
-                    sa.select(LogNode).where(
-                        sa.tuple_(LogNode.level, LogNode.index).in_(
-                            [(lv, ix) for lv, ix, _ in completed]
-                        )
-                    )
-                )
-            }
-            for level, index, h in completed:
-                if stored.get((level, index)) != h:
-                    report.problem(f"stored node ({level}, {index}) does not match the entries")
-        size += 1
-        if size in checkpoints:
-            roots[size] = merkle.root_from_frontier(frontier)
-        if len(report.problems) >= _MAX_REPORTED:
-            report.problem("too many problems; stopped")
-            return report
+    for batch in _batches(conn, sa.select(LogLeaf), LogLeaf.leaf_index):
+        # The events a batch of leaves names, fetched in one query rather than one per leaf.
+        wanted = [leaf.event_id for leaf in batch]
+        events = {e.id: e for e in conn.execute(events_query.where(_EVENTS.c.id.in_(wanted)))}
+        for leaf in batch:
+            if leaf.leaf_index != size:
+                report.problem(f"leaf {size} is missing (next stored leaf is {leaf.leaf_index})")
+                break
+            event = events.get(leaf.event_id)
+            if event is None:
+                report.problem(f"leaf {size}: event {leaf.event_id} was deleted")
+            elif entry_for_event(event) != leaf.entry:
+                report.problem(f"leaf {size}: event {leaf.event_id} was edited or moved")
+            if leaf.event_id in leaf_event_ids:
+                report.problem(f"leaf {size}: event {leaf.event_id} is logged twice")
+            leaf_event_ids.add(leaf.event_id)
+            lh = merkle.leaf_hash(leaf.entry)
+            if leaf.leaf_hash != lh:
+                report.problem(f"leaf {size}: stored leaf hash does not match its entry")
+            frontier, completed = merkle.append_to_frontier(frontier, size, lh)
+            if completed:
+                _check_nodes(conn, report, completed)
+            size += 1
+            if size in checkpoints:
+                roots[size] = merkle.root_from_frontier(frontier)
+            if len(report.problems) >= _MAX_REPORTED:
+                report.problem("too many problems; stopped")
+                return report
+        else:
+            continue
+        break
     report.size = size
 
     total_events = conn.execute(sa.select(sa.func.count()).select_from(_EVENTS)).scalar_one()
@@ -136,6 +125,22 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
         elif roots[tree_size] != opened.root_hash:
             report.problem(f"checkpoint {tree_size}: signed root differs from the recomputed one")
     return report
+
+
+def _check_nodes(conn: Connection, report: LogReport, completed) -> None:
+    stored = {
+        (r.level, r.index): r.hash
+        for r in conn.execute(
+            sa.select(LogNode).where(
+                sa.or_(
+                    *(sa.and_(LogNode.level == lv, LogNode.index == ix) for lv, ix, _ in completed)
+                )
+            )
+        )
+    }
+    for level, index, h in completed:
+        if stored.get((level, index)) != h:
+            report.problem(f"stored node ({level}, {index}) does not match the entries")
 
 
 def _existing_ids(conn: Connection, ids: set[int]) -> set[int]:

@@ -180,3 +180,31 @@ def test_proofs_beyond_the_tree_are_refused(sessions):
             auditlog.inclusion_proof(db, index=3, size=3)
         with pytest.raises(InvalidRequest):
             auditlog.consistency_proof(db, first=3, second=2)
+
+
+def test_migration_puts_earlier_events_into_the_log(database_url, tmp_path):
+    from vault.db.migrate import upgrade_database as upgrade
+
+    upgrade(database_url, "0002")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for action in ("account:register:success", "account:login:success"):
+                conn.execute(sa.text(
+                    "INSERT INTO audit_events (time, action, result, detail) "
+                    "VALUES (CURRENT_TIMESTAMP, :a, 'success', '{}')"
+                ), {"a": action})
+        upgrade(database_url)
+        from vault.logverify import verify_log
+
+        with make_sessionmaker(engine)() as db:
+            assert auditlog.tree_head(db)[0] == 2
+            record_event(db, action="account:login:failure", result="failure")
+            db.commit()
+            assert auditlog.tree_head(db)[0] == 3
+        with engine.connect() as conn:
+            report = verify_log(conn, auditlog.LogSigner.from_data_dir(tmp_path / "k"))
+        assert report.ok, report.problems
+        assert report.size == 3
+    finally:
+        engine.dispose()
