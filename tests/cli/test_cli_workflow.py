@@ -55,7 +55,7 @@ def test_two_lawyers_share_revoke_and_audit(lawyers, monkeypatch) -> None:
     alice, bob = lawyers("alice", "bob")
     case_id = alice.json("case", "create", "R v Smith")["case_id"]
     empty = _write(alice.workdir / "empty.txt", b"")
-    letter = _write(alice.workdir / "letter.txt", "Privileged: client instructions".encode())
+    letter = _write(alice.workdir / "letter.txt", b"Privileged: client instructions")
     big = _write(alice.workdir / "cctv.bin", os.urandom(9 * 1024 * 1024 + 123))
     put = alice.json("put", case_id, str(empty), str(letter), str(big))
     assert [p["name"] for p in put] == ["empty.txt", "letter.txt", "cctv.bin"]

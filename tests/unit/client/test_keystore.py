@@ -1,0 +1,47 @@
+"""client.keystore: private folder and files, atomic writes, pins."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.keystore import Keystore, KeystoreError, Pin
+
+
+def test_folder_and_files_are_private(tmp_path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    ks = Keystore(home)
+    ks.save_session("token")
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert (home / "session.json").stat().st_mode & 0o777 == 0o600
+    assert ks.load_session() == "token"
+    ks.clear_session()
+    assert ks.load_session() is None
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path) -> None:
+    ks = Keystore(tmp_path)
+    for i in range(3):
+        ks.save_transfer("up-abc", {"n": i})
+    assert ks.load_transfer("up-abc") == {"n": 2}
+    assert sorted(p.name for p in (tmp_path / "transfers").iterdir()) == ["up-abc.json"]
+
+
+def test_pins_round_trip_and_lookup_by_user_id(tmp_path) -> None:
+    ks = Keystore(tmp_path)
+    pin = Pin("bob", "a" * 32, "f" * 64, {"body": "b", "sig": "s"}, 1, False)
+    ks.save_pin(pin)
+    assert ks.pin("bob") == pin
+    assert ks.pin_by_user_id("a" * 32) == pin
+    assert ks.pin("carol") is None
+
+
+def test_transfer_keys_cannot_escape_the_folder(tmp_path) -> None:
+    with pytest.raises(KeystoreError):
+        Keystore(tmp_path).save_transfer("../evil", {})
+
+
+def test_damaged_file_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "pins.json").write_text("{not json")
+    with pytest.raises(KeystoreError, match="damaged"):
+        Keystore(tmp_path).pins()
