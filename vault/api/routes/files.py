@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from vault.api.deps import ClientAddress, ClockDep, CurrentUser, DbSession
 from vault.api.problems import problem
 from vault.db.models_cases import FileRow, FileVersion, UploadSession
-from vault.services import files
+from vault.services import files, uploads
 from vault.storage import BlobStore
 
 router = APIRouter(prefix="/v1/cases/{case_id}", tags=["files"])
@@ -125,7 +125,7 @@ def create_upload(
     db: DbSession,
     clock: ClockDep,
 ) -> UploadOut:
-    upload = files.create_upload(
+    upload = uploads.create_upload(
         db,
         request.app.state.settings,
         user=user,
@@ -142,15 +142,15 @@ def create_upload(
 @router.get("/uploads/{upload_id}")
 def upload_status(case_id: str, upload_id: str, user: CurrentUser, db: DbSession) -> UploadOut:
     """What the server holds, so an interrupted upload sends only the missing parts."""
-    upload = files.get_upload(db, user=user, case_id=case_id, upload_id=upload_id)
-    return _upload_out(upload, files.upload_parts(db, upload.id))
+    upload = uploads.get_upload(db, user=user, case_id=case_id, upload_id=upload_id)
+    return _upload_out(upload, uploads.upload_parts(db, upload.id))
 
 
 @router.delete("/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
 def abort_upload(
     case_id: str, upload_id: str, request: Request, user: CurrentUser, db: DbSession
 ) -> Response:
-    files.abort_upload(db, _store(request), user=user, case_id=case_id, upload_id=upload_id)
+    uploads.abort_upload(db, _store(request), user=user, case_id=case_id, upload_id=upload_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -167,14 +167,14 @@ async def put_part(
 ) -> PartOut:
     """Store one part; re-sending a part is safe, and parts may arrive in any order."""
     store = _store(request)
-    expected_sha = files.parse_sha256_hex(x_part_sha256)
+    expected_sha = uploads.parse_sha256_hex(x_part_sha256)
     upload = await run_in_threadpool(
-        files.get_upload, db, user=user, case_id=case_id, upload_id=upload_id
+        uploads.get_upload, db, user=user, case_id=case_id, upload_id=upload_id
     )
-    expected = files.expected_part_size(upload, part_number)
+    expected = uploads.expected_part_size(upload, part_number)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) != expected:
-        raise files.PartMismatch(f"this part is {expected} bytes; Content-Length is {declared}")
+        raise uploads.PartMismatch(f"this part is {expected} bytes; Content-Length is {declared}")
     writer = await run_in_threadpool(store.writer)
     try:
         received = 0
@@ -182,7 +182,7 @@ async def put_part(
         async for chunk in request.stream():
             received += len(chunk)
             if received > expected:
-                raise files.PartMismatch(f"this part is {expected} bytes; more arrived")
+                raise uploads.PartMismatch(f"this part is {expected} bytes; more arrived")
             batch += chunk
             if len(batch) >= WRITE_BATCH:
                 await run_in_threadpool(writer.write, bytes(batch))
@@ -194,12 +194,12 @@ async def put_part(
         writer.abort()
         raise
     try:
-        files.check_received_part(info, expected_size=expected, expected_sha256=expected_sha)
-    except files.PartMismatch:
+        uploads.check_received_part(info, expected_size=expected, expected_sha256=expected_sha)
+    except uploads.PartMismatch:
         store.delete(info.key)
         raise
     part = await run_in_threadpool(
-        files.record_part,
+        uploads.record_part,
         db,
         store,
         user=user,
@@ -223,7 +223,7 @@ def complete_upload(
     clock: ClockDep,
     address: ClientAddress,
 ) -> VersionOut:
-    version = files.complete_upload(
+    version = uploads.complete_upload(
         db,
         _store(request),
         user=user,
