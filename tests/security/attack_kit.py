@@ -264,3 +264,35 @@ def all_file_bytes(root) -> bytes:
     from pathlib import Path
 
     return b"\n".join(p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file())
+
+
+# ---------------------------------------------------------------- the log-rewriting operator
+
+
+def log_entries(url: str) -> list[tuple[bytes, int, str | None, str | None]]:
+    """The audit log's leaves as stored: (entry bytes, event id, case id, actor id)."""
+    rows = run_sql(
+        url, "SELECT entry, event_id, case_id, actor_id FROM log_leaves ORDER BY leaf_index"
+    )
+    return [(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def rewrite_log(url: str, entries) -> None:
+    """What a careful intruder does: rebuild every stored hash from the given leaves and forget
+    the checkpoints already signed, so the server signs the new history as if it were the only
+    one. Uses the server's own append code, so the tree is internally perfect."""
+    from vault.db.engine import make_engine, make_sessionmaker
+    from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode, LogState
+    from vault.services import auditlog
+
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as db:
+            db.execute(sa.delete(LogNode))
+            db.execute(sa.delete(LogLeaf))
+            db.execute(sa.delete(LogCheckpoint))
+            db.execute(sa.update(LogState).values(size=0, frontier=b""))
+            auditlog.append_leaves(db, [auditlog.PendingLeaf(*e) for e in entries])
+            db.commit()
+    finally:
+        engine.dispose()
