@@ -79,6 +79,9 @@ class ServerProc:
     database_url: str | None = None
     cheap_kdf: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The command before --host/--port/--data-dir; a bench may serve its own app instance.
+    serve_cmd: list[str] = field(
+        default_factory=lambda: [str(BIN / "casevault-server"), "serve"])
     port: int = 0
     process: subprocess.Popen | None = None
     log: Path | None = None
@@ -97,7 +100,7 @@ class ServerProc:
         if not self.port:
             self.port = free_port()
         env = {**insecure_env(self.cheap_kdf), **self.extra_env}
-        cmd = [str(BIN / "casevault-server"), "serve", "--host", "127.0.0.1",
+        cmd = [*self.serve_cmd, "--host", "127.0.0.1",
                "--port", str(self.port), "--data-dir", str(self.data_dir)]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
