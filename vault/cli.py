@@ -88,12 +88,33 @@ def _verify_log(settings: Settings, args: argparse.Namespace) -> int:
     return run_verify_log(settings)
 
 
+def _gc(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.db.engine import make_engine, make_sessionmaker
+    from vault.services.gc import collect_garbage
+    from vault.storage import FilesystemBlobStore
+
+    _migrate(settings)
+    engine = make_engine(settings.resolved_database_url())
+    store = FilesystemBlobStore(settings.resolved_blob_dir())
+    try:
+        with make_sessionmaker(engine)() as db:
+            report = collect_garbage(db, store, settings)
+    finally:
+        engine.dispose()
+    print(
+        f"removed {report.sessions_removed} abandoned uploads, {report.blobs_removed} orphan "
+        f"blobs, {report.incomplete_writes_removed} unfinished writes"
+    )
+    return 0
+
+
 # Other features add subcommands here: name -> (help, add_arguments, run(settings, args) -> int).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable]] = {
     "serve": ("run the HTTP server (migrates the database first)", _serve_arguments, _serve),
     "migrate": ("apply database migrations", None, _run_migrate),
     "invite": ("print a one-time invite code", None, _invite),
     "verify-log": ("recompute the audit log and check every stored hash", None, _verify_log),
+    "gc": ("remove abandoned uploads and unreferenced blobs (safe while serving)", None, _gc),
 }
 
 

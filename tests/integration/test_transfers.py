@@ -364,3 +364,22 @@ def test_interrupted_part_leaves_nothing_and_the_upload_resumes(setup, live, app
 
 def test_filesystem_store_is_the_default(app):
     assert isinstance(app.state.blob_store, FilesystemBlobStore)
+
+
+def test_gc_command_runs_a_collection(setup, app, app_settings, capsys):
+    from vault.cli import main
+
+    kit, case, alice, bob = setup
+    file_id, _ = kit.upload(bob, case, b"live" * 10)
+    exit_code = main(
+        [
+            "gc",
+            "--data-dir",
+            str(app_settings.data_dir),
+            "--database-url",
+            app_settings.database_url,
+        ]
+    )
+    assert exit_code == 0
+    assert "removed 0 abandoned uploads, 0 orphan blobs" in capsys.readouterr().out
+    assert kit.download(alice, case, file_id).content == b"live" * 10
