@@ -313,7 +313,7 @@ def live(app_settings, clock):
     thread.join(timeout=10)
 
 
-def test_interrupted_part_leaves_nothing_and_the_upload_resumes(setup, live, app_settings):
+def test_interrupted_part_leaves_nothing_and_the_upload_resumes(setup, live, app_settings, caplog):
     kit, case, alice, bob = setup
     data = secrets.token_bytes(2 * PART)
     parts = _parts(data)
@@ -336,6 +336,8 @@ def test_interrupted_part_leaves_nothing_and_the_upload_resumes(setup, live, app
             time.sleep(0.05)
         status = http.get(f"/v1/cases/{case.case_id}/uploads/{upload_id}").json()
         assert status["parts"] == []
+        # An interrupted part is routine, not a server error.
+        assert not [r for r in caplog.records if r.name == "vault.api" and r.levelname == "ERROR"]
         assert _blob_files(app_settings) == []
         for n, part in enumerate(parts):
             r = http.put(

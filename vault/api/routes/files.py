@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from vault.api.deps import ClientAddress, ClockDep, CurrentUser, DbSession
 from vault.api.problems import problem
@@ -190,6 +191,10 @@ async def put_part(
         if batch:
             await run_in_threadpool(writer.write, bytes(batch))
         info = await run_in_threadpool(writer.commit)
+    except ClientDisconnect as exc:
+        # An interrupted part is normal (the client resumes later): nothing kept, nothing logged.
+        writer.abort()
+        raise uploads.PartMismatch("the connection closed before the part was complete") from exc
     except BaseException:
         writer.abort()
         raise
