@@ -82,6 +82,13 @@ class InsufficientStorage(VaultError):
     title = "Not enough storage"
 
 
+class StorageDamaged(VaultError):
+    # The stored blob is missing or shorter than its row says: the server's own fault and not
+    # transient, so neither a client mistake (4xx) nor a retry hint (503).
+    code = "blob_damaged"
+    title = "The server's stored copy of this file is damaged"
+
+
 class RateLimited(VaultError):
     code = "rate_limited"
     title = "Too many attempts"

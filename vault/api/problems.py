@@ -32,6 +32,7 @@ STATUS_BY_ERROR: dict[type[errors.VaultError], int] = {
     errors.RateLimited: 429,
     errors.InsufficientStorage: 507,
     errors.ServiceUnavailable: 503,
+    errors.StorageDamaged: 500,
 }
 
 _HTTP_CODES = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from vault.db.models_cases import (
     FileRow,
     FileVersion,
 )
-from vault.errors import NotFound
+from vault.errors import NotFound, StorageDamaged
 from vault.protocol.ids import is_valid_id
 from vault.protocol.membership import verify_tombstone
 from vault.protocol.records import RecordError
@@ -27,7 +28,9 @@ from vault.services.cases import (
     signed_text,
 )
 from vault.services.events import record_event
-from vault.storage import BlobStore
+from vault.storage import BlobNotFound, BlobStore, InvalidRange
+
+log = logging.getLogger("vault.files")
 
 
 class FileNotFound(NotFound):
@@ -112,7 +115,13 @@ def log_download(
 
 
 def stream_blob(store: BlobStore, key: str, start: int, end: int) -> Iterator[bytes]:
-    return store.read(key, start, end)
+    """The blob's bytes [start, end). The range was checked against the row, so a missing or
+    shorter file is damage on the server's side: a clear `blob_damaged`, not a bare 500."""
+    try:
+        return store.read(key, start, end)
+    except (BlobNotFound, InvalidRange) as exc:
+        log.error("stored blob %s is missing or shorter than recorded", key)
+        raise StorageDamaged() from exc
 
 
 def delete_file(
