@@ -89,6 +89,10 @@ class ServerError(ApiError):
     message = "the server failed; quote the request id to the operator"
 
 
+class BlobDamaged(ServerError):
+    message = "the server's stored copy of the file is damaged or missing"
+
+
 class Unreachable(ApiError):
     message = "the server is unreachable"
 
@@ -112,6 +116,7 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
     "payload_too_large": PayloadTooLarge,
     "rate_limited": RateLimited,
     "unavailable": ServerError,
+    "blob_damaged": BlobDamaged,
     "internal_error": ServerError,
 }
 _ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
@@ -146,7 +151,7 @@ def error_from_response(response: httpx.Response) -> ApiError:
     if cls is ServerError and isinstance(problem.get("request_id"), str):
         detail = f"the server failed (request id {problem['request_id']})"
     # Generic classes keep their own message: a lawyer gets the plain sentence, not the slug.
-    if cls in (NotAuthenticated, InvalidCredentials, NotFound, RateLimited):
+    if cls in (NotAuthenticated, InvalidCredentials, NotFound, RateLimited, BlobDamaged):
         detail = None
     return cls(detail, code=code or f"http_{response.status_code}", status=response.status_code,
                problem=problem)

@@ -21,6 +21,7 @@ from client.crypto.errors import IntegrityError
 from client.crypto.kdf import InvalidRecoveryCode
 from client.keystore import KeystoreError
 from client.vault import KeyChanged, Vault, VaultError
+from client.vault_errors import ServerCopyDamaged
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -304,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return out.fail(str(exc), EXIT_KEY_CHANGED)
     except IntegrityError as exc:
         return out.fail(f"IntegrityError: {exc}", EXIT_INTEGRITY)
+    except ServerCopyDamaged as exc:
+        return out.fail(str(exc), EXIT_INTEGRITY)
     except (VaultError, ApiError, KeystoreError, UsageError, InvalidRecoveryCode) as exc:
         return out.fail(str(exc), EXIT_ERROR)
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from client.vault_errors import (
     FingerprintMismatch,
     KeyChanged,
     NotLoggedIn,
+    ServerCopyDamaged,
     UnknownUser,
     VaultError,
 )
@@ -367,5 +368,5 @@ def _kdf(obj: Any) -> crypto.KdfParams:
     return crypto.KdfParams(salt, ops, mem)
 
 
-__all__ = ["Enrolment", "FingerprintMismatch", "KeyChanged", "NotLoggedIn", "UnknownUser",
-           "Vault", "VaultError"]
+__all__ = ["Enrolment", "FingerprintMismatch", "KeyChanged", "NotLoggedIn", "ServerCopyDamaged",
+           "UnknownUser", "Vault", "VaultError"]

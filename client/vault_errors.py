@@ -36,3 +36,15 @@ class FingerprintMismatch(VaultError):
             f"the safety number of {username} does not match the one given; nothing was shared"
         )
         self.username = username
+
+
+class ServerCopyDamaged(VaultError):
+    """The server reports its stored blob missing or short: unavailable, nothing written."""
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(
+            f"file {file_id} failed verification: the server's stored copy is damaged, so the "
+            "file is unavailable and nothing was written; ask the server's operator to restore "
+            "it from a backup"
+        )
+        self.file_id = file_id

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from client import crypto
-from client.api import NotFound
+from client.api import BlobDamaged, NotFound
 from client.vault_cases import CaseContext, CaseOps, iso
-from client.vault_errors import VaultError
+from client.vault_errors import ServerCopyDamaged, VaultError
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.ids import is_valid_id, new_id
 from vault.protocol.membership import verify_tombstone
@@ -309,9 +309,12 @@ class FileOps:
                 try:
                     self.cases._call(lambda api: api.download(
                         path, sink, offset=offset, expected_size=manifest.blob_size))
-                except crypto.IntegrityError:
+                except (crypto.IntegrityError, BlobDamaged) as exc:
+                    # Bytes already fetched belong to a copy that cannot be completed.
                     out.close()
                     blob_path.unlink(missing_ok=True)
+                    if isinstance(exc, BlobDamaged):
+                        raise ServerCopyDamaged(manifest.file_id) from exc
                     raise
             out.flush()
             os.fsync(out.fileno())

@@ -85,11 +85,20 @@ def test_truncated_blob_is_caught(lawyers, server) -> None:
     for item in items:
         blob = server.blob_path(case_id, item["file_id"])
         blob.write_bytes(blob.read_bytes()[:-20_000])
-    # As stored: the server's own store notices the short blob and the download fails.
+    # As stored: the server's own store notices the short blob and says its copy is damaged;
+    # the lawyer is told the file is unavailable, not that "the server failed".
     out = alice.workdir / "out.bin"
     proc = alice.fail("get", case_id, items[0]["file_id"], "-o", str(out))
+    assert proc.returncode == EXIT_INTEGRITY, proc.stderr
+    assert "failed verification" in proc.stderr and "damaged" in proc.stderr
+    assert "unavailable" in proc.stderr and "server failed" not in proc.stderr
     assert not out.exists()
-    assert "server failed" in proc.stderr or "failed verification" in proc.stderr
+    assert not list((alice.home / "transfers").glob("*.blob"))
+    # A blob gone from the disk altogether is the same clear refusal.
+    server.blob_path(case_id, items[0]["file_id"]).unlink()
+    proc = alice.fail("get", case_id, items[0]["file_id"], "-o", str(out))
+    assert proc.returncode == EXIT_INTEGRITY and "damaged" in proc.stderr
+    assert not out.exists()
     # A server that also rewrites its size column streams the short blob without complaint:
     # the client's signed manifest still names the true size and hash.
     server.sql("UPDATE file_versions SET blob_size = blob_size - 20000 "

@@ -36,6 +36,7 @@ def _api_answering(status: int, body: dict, headers: dict | None = None) -> api.
     (400, "weak_kdf_parameters", api.InvalidRequest),
     (404, "some_new_code", api.NotFound),
     (500, "internal_error", api.ServerError),
+    (500, "blob_damaged", api.BlobDamaged),
 ])
 def test_problem_codes_map_to_exceptions(status: int, code: str, cls: type) -> None:
     with _api_answering(status, {"code": code, "detail": "x"}) as client, \
