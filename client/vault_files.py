@@ -101,6 +101,11 @@ class FileOps:
         try:
             self._send_parts(ctx, state, blob_path, path.name)
         except NotFound:
+            if self._already_completed(ctx, state):
+                # A completion the server committed but whose reply never arrived.
+                ks.clear_transfer(key)
+                blob_path.unlink(missing_ok=True)
+                return {k: state[k] for k in ("file_id", "version", "name", "size", "sha256")}
             # The server forgot the upload (expired or aborted): start it afresh once.
             state["upload_id"] = self._create_upload(ctx, state)
             ks.save_transfer(key, state)
@@ -137,6 +142,15 @@ class FileOps:
         }
         state["upload_id"] = self._create_upload(ctx, state)
         return state
+
+    def _already_completed(self, ctx: CaseContext, state: dict[str, Any]) -> bool:
+        """Whether this exact upload is already a verified version of the case."""
+        for v in self._versions(ctx):
+            if v.get("file_id") == state["file_id"] and v.get("version") == state["version"]:
+                manifest, _, _ = self._verify(ctx, v)
+                return (manifest.blob_sha256 == state["blob_sha256"]
+                        and manifest.uploader == self.vault.identity().user_id)
+        return False
 
     def _create_upload(self, ctx: CaseContext, state: dict[str, Any]) -> str:
         reply = self.cases._call(lambda api: api.post(
