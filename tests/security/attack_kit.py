@@ -296,3 +296,19 @@ def rewrite_log(url: str, entries) -> None:
             db.commit()
     finally:
         engine.dispose()
+
+
+def walk_routes(routes, prefix: str = ""):
+    """(method, path template) of every route of the app, so no new route escapes a walk."""
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI's lazily included routers
+            sub = getattr(route.include_context, "prefix", "") or ""
+            yield from walk_routes(route.original_router.routes, prefix + sub)
+        else:
+            for method in sorted(getattr(route, "methods", None) or ()):
+                if method != "HEAD":
+                    yield method, prefix + route.path
+
+
+def bearer(vault) -> dict[str, str]:
+    return {"Authorization": f"Bearer {vault.keystore.load_session()}"}

@@ -74,3 +74,18 @@ def lawyer(live_server, clock, tmp_path):
         return vault
 
     return _make
+
+
+@pytest.fixture
+def shared_world(lawyer, tmp_path):
+    """Alice's case with one file; Bob is a real user with a case of his own but not in hers.
+
+    Returns (alice, bob, case_id, file_id, bob_case_id) with `client.vault.Vault` lawyers.
+    """
+    alice, bob = lawyer("alice"), lawyer("bob")
+    case_id = alice.create_case("R v Lindqvist")
+    doc = tmp_path / "disclosure.txt"
+    doc.write_bytes(b"disclosure schedule")
+    (put,) = alice.put(case_id, [doc])
+    bob_case = bob.create_case("R v Other")
+    return alice, bob, case_id, put["file_id"], bob_case

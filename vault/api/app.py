@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,67 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+# Every JSON request body is far below this; without it a body is read whole into memory
+# before validation, so anyone could make the server hold gigabytes (THREAT_MODEL T24).
+MAX_JSON_BODY = 2 * 1024 * 1024
+# Upload parts stream to the blob store and are bounded by their own declared size.
+_STREAMED_BODY = re.compile(r"^/v1/cases/[^/]+/uploads/[^/]+/parts/[^/]+$")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over MAX_JSON_BODY with 413, by header and while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_JSON_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _STREAMED_BODY.match(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        too_large = problems.problem(
+            413, "payload_too_large", "The request body is too large",
+            f"a request body is at most {self.limit} bytes",
+        )
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+        exceeded = replaced = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    exceeded = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def limited_send(message: Message) -> None:
+            nonlocal replaced
+            # The framework turns a failed body read into its own 400; answer 413 instead.
+            if exceeded:
+                if not replaced:
+                    replaced = True
+                    await too_large(scope, receive, send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, limited_send)
+        except _BodyTooLarge:
+            if not replaced:
+                replaced = True
+                await too_large(scope, receive, send)
 
 
 def _routers() -> list[APIRouter]:
@@ -83,6 +145,7 @@ def create_app(
     )
 
     problems.install(app)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in _routers():
         app.include_router(router)
