@@ -8,11 +8,14 @@ minted and validated; nothing from a client reaches the filesystem.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from vault.errors import InsufficientStorage
 from vault.storage.base import (
     READ_CHUNK,
     BlobEntry,
@@ -28,6 +31,18 @@ from vault.storage.base import (
 
 _TEMP_PREFIX = ".tmp-"
 _FANOUT = 2
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageFull(InsufficientStorage):
+    code = "storage_full"
+    title = "The server's storage is full"
+
+
+def _raise_if_full(exc: OSError) -> None:
+    # A full disk is the operator's condition, not a crash: a clear 507 instead of a 500.
+    if exc.errno in _DISK_FULL:
+        raise StorageFull("the server has no space left for this data; try again later") from exc
 
 
 def _fsync_dir(path: Path) -> None:
@@ -54,7 +69,11 @@ class _FileWriter:
     def write(self, data: bytes) -> None:
         if self._done:
             raise ValueError("writer is closed")
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            _raise_if_full(exc)
+            raise
         self._counter.update(data)
 
     def commit(self) -> BlobInfo:
@@ -67,9 +86,12 @@ class _FileWriter:
             self._file.close()
             os.replace(self._temp, self._store._path(self._key))
             _fsync_dir(self._dir)
+        except OSError as exc:
+            self._discard()
+            _raise_if_full(exc)
+            raise
         except BaseException:
-            self._file.close()
-            self._temp.unlink(missing_ok=True)
+            self._discard()
             raise
         return BlobInfo(key=self._key, size=self._counter.size, sha256=self._counter.digest())
 
@@ -77,7 +99,12 @@ class _FileWriter:
         if self._done:
             return
         self._done = True
-        self._file.close()
+        self._discard()
+
+    def _discard(self) -> None:
+        # close() flushes buffered bytes and fails again on a full disk; remove the file anyway.
+        with contextlib.suppress(OSError):
+            self._file.close()
         self._temp.unlink(missing_ok=True)
 
 
