@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,7 +56,12 @@ def _passphrase(*, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
     return first
 
 
-def _totp(flag: str | None, *, prompt: str = "6-digit code from the authenticator app: ") -> str:
+# A one-time TOTP recovery code as the server prints them: 16 base32 characters in groups of 4.
+_TOTP_RECOVERY_CODE = re.compile(r"^[A-Z2-7]{4}(-?[A-Z2-7]{4}){3}$")
+
+
+def _totp(flag: str | None, *, prompt: str = "6-digit code from the authenticator app: ",
+          allow_recovery_code: bool = False) -> str:
     code = flag or os.environ.get(TOTP_ENV)
     if not code:
         if sys.stdin.isatty():
@@ -63,8 +69,11 @@ def _totp(flag: str | None, *, prompt: str = "6-digit code from the authenticato
             sys.stderr.flush()
         code = sys.stdin.readline()
     code = code.strip().replace(" ", "")
+    if allow_recovery_code and _TOTP_RECOVERY_CODE.match(code.upper()):
+        return code.upper()
     if len(code) != 6 or not code.isdigit():
-        raise UsageError("the code is 6 digits")
+        raise UsageError("the code is 6 digits" + (
+            " (or one of your one-time TOTP recovery codes)" if allow_recovery_code else ""))
     return code
 
 
@@ -94,10 +103,13 @@ def cmd_register(args: argparse.Namespace) -> None:
     passphrase = _passphrase(confirm=True, prompt="Choose a passphrase: ")
     enrolment = vault.register(args.username, passphrase, invite=args.invite)
     if args.json:
+        # The contract's three keys, plus the server's one-time TOTP recovery codes.
         out.json_line({"username": enrolment.username, "totp_uri": enrolment.totp_uri,
-                       "recovery_code": enrolment.recovery_code})
+                       "recovery_code": enrolment.recovery_code,
+                       "totp_recovery_codes": enrolment.totp_recovery_codes})
     else:
-        out.show_enrolment(enrolment.username, enrolment.totp_uri, enrolment.recovery_code)
+        out.show_enrolment(enrolment.username, enrolment.totp_uri, enrolment.recovery_code,
+                           enrolment.totp_recovery_codes)
     code = _totp(args.totp, prompt="Enter the 6-digit code the app shows now: ")
     who = vault.activate(enrolment, code)
     if not args.json:
@@ -107,7 +119,9 @@ def cmd_register(args: argparse.Namespace) -> None:
 
 def cmd_login(args: argparse.Namespace) -> None:
     vault = _vault(args, server=args.server)
-    who = vault.login(args.username, _passphrase(), _totp(args.totp))
+    who = vault.login(args.username, _passphrase(), _totp(
+        args.totp, prompt="6-digit code (or a one-time TOTP recovery code): ",
+        allow_recovery_code=True))
     out.emit(args, who, f"Logged in as {who['username']} at {who['server']}.")
 
 
@@ -126,7 +140,10 @@ def cmd_recover(args: argparse.Namespace) -> None:
     code = args.recovery_code or _line("Recovery code: ")
     new_passphrase = _passphrase(confirm=True, prompt="Choose a new passphrase: ")
     who = vault.recover(args.username, code, new_passphrase, _totp(args.totp))
-    out.emit(args, who, f"Passphrase reset; logged in as {who['username']}.")
+    # Recovery ends every session, this one included: the next step is a normal login.
+    out.emit(args, {**who, "sessions_ended": True},
+             f"Passphrase reset for {who['username']}. Every session was ended; log in with "
+             f"the new passphrase and the next code: casevault login {who['username']}")
 
 
 def cmd_case_create(args: argparse.Namespace) -> None:
@@ -234,7 +251,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = add("login", cmd_login, "log in")
     p.add_argument("username")
     p.add_argument("--server")
-    p.add_argument("--totp", metavar="CODE")
+    p.add_argument("--totp", metavar="CODE",
+                   help="the 6-digit code, or one of the one-time TOTP recovery codes")
 
     add("logout", cmd_logout, "end the session")
     add("whoami", cmd_whoami, "show who is logged in")

@@ -61,7 +61,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def show_enrolment(username: str, totp_uri: str, recovery_code: str) -> None:
+def show_enrolment(username: str, totp_uri: str, recovery_code: str,
+                   totp_recovery_codes: Sequence[str] = ()) -> None:
     text(f"Account {username} created. Add it to your authenticator app:")
     text("")
     qr = segno.make(totp_uri, error="m")
@@ -74,6 +75,13 @@ def show_enrolment(username: str, totp_uri: str, recovery_code: str) -> None:
     text("It is the only way back in if you forget your passphrase. Nobody, not even the")
     text("server's operator, can recover your account or your files without it.")
     text("")
+    if totp_recovery_codes:
+        text("TOTP RECOVERY CODES (shown only this once; keep them offline, apart from the phone):")
+        for code in totp_recovery_codes:
+            text(f"    {code}")
+        text("If you lose the phone with the authenticator app, log in with one of these in")
+        text("place of the 6-digit code. Each works once. They do not replace the passphrase.")
+        text("")
 
 
 class _Bar:

@@ -9,6 +9,9 @@ What is kept here, and what is not:
 - session.json: the bearer token of the current session.
 - pins.json: colleagues' identity records pinned on first use (trust on first use), each with its
   fingerprint, first-seen time and whether it was verified out of band (`trust`).
+- totp_used.json: digests of the TOTP codes this client had accepted in the last 90 s and of
+  the one-time TOTP recovery codes it spent; the server takes each once and answers a reused
+  one with its generic refusal.
 - transfers/: resume state of interrupted uploads and downloads (no key material).
 The audit log's pinned checkpoint and receipts live in the same folder, kept by client.auditlog.
 """
@@ -16,6 +19,7 @@ The audit log's pinned checkpoint and receipts live in the same folder, kept by 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -35,6 +39,10 @@ _PROFILE = "profile.json"
 _SESSION = "session.json"
 _PINS = "pins.json"
 _CASE_HEADS = "case_heads.json"
+_TOTP_USED = "totp_used.json"
+# A code matches for its own 30 s step and one step either side, so at most 90 s after it is
+# first valid; after that the server refuses it anyway and there is nothing to remember.
+TOTP_CODE_LIFETIME = 90
 _TRANSFERS = "transfers"
 
 
@@ -227,6 +235,40 @@ class Keystore:
         pins = self.pins()
         pins[pin.username] = pin
         self._write_json(_PINS, {name: p.to_json() for name, p in sorted(pins.items())})
+
+    # ------------------------------------------------------------ TOTP codes used here
+
+    @staticmethod
+    def _code_digest(server: str, username: str, code: str) -> str:
+        # Only a digest is kept: a used code is worthless, but it need not sit on disk either.
+        # Dashes and case do not make a one-time recovery code another code.
+        code = code.replace("-", "").upper()
+        return hashlib.sha256(f"{server}\x00{username}\x00{code}".encode()).hexdigest()
+
+    def remember_totp_code(self, server: str, username: str, code: str, *,
+                           one_time: bool = False, now: int | None = None) -> None:
+        """Note a code the server accepted, so reusing it gets a clear message, not a 401.
+        A 6-digit code is remembered while it could still match; a one-time recovery code
+        for good."""
+        now = int(time.time()) if now is None else now
+        obj = self._read_json(_TOTP_USED)
+        used = obj if isinstance(obj, dict) else {}
+        used = {h: t for h, t in used.items() if t is None or (isinstance(t, int) and t > now)}
+        used[self._code_digest(server, username, code)] = (
+            None if one_time else now + TOTP_CODE_LIFETIME)
+        self._write_json(_TOTP_USED, used)
+
+    def totp_code_used(self, server: str, username: str, code: str,
+                       now: int | None = None) -> bool:
+        now = int(time.time()) if now is None else now
+        obj = self._read_json(_TOTP_USED)
+        if not isinstance(obj, dict):
+            return False
+        digest = self._code_digest(server, username, code)
+        if digest not in obj:
+            return False
+        until = obj[digest]
+        return until is None or (isinstance(until, int) and until > now)
 
     # ------------------------------------------------------------ membership heads seen
 

@@ -27,6 +27,7 @@ from client.api import Api, NotAuthenticated, check_server_url
 from client.keystore import Keystore, Profile
 from client.vault_cases import CaseOps
 from client.vault_errors import (
+    CodeAlreadyUsed,
     FingerprintMismatch,
     KeyChanged,
     NotLoggedIn,
@@ -182,6 +183,7 @@ class Vault:
                 "auth_key": b64e(enrolment._auth_key),
                 "totp": totp_code,
             })
+        self.keystore.remember_totp_code(enrolment.server, enrolment.username, totp_code)
         self._check_own_record(reply, enrolment._profile)
         self.keystore.save_profile(enrolment._profile)
         self.keystore.save_session(str(reply["token"]))
@@ -191,6 +193,7 @@ class Vault:
     def login(self, username: str, passphrase: str, totp_code: str, *,
               server: str | None = None) -> dict[str, Any]:
         server = check_server_url(server) if server else self._server()
+        self._refuse_used_code(server, username, totp_code)
         with self._anon_api(server) as api:
             pre = api.post("/v1/accounts/prelogin", {"username": username})
             # The floor is checked inside derive_*: a server cannot talk us into weak params.
@@ -198,6 +201,8 @@ class Vault:
             reply = api.post("/v1/auth/login", {
                 "username": username, "auth_key": b64e(keys.auth_key), "totp": totp_code,
             })
+        self.keystore.remember_totp_code(server, username, totp_code,
+                                         one_time=not totp_code.isdigit())
         user_id = str(reply["user_id"])
         try:
             identity = crypto.unwrap_identity(
@@ -213,6 +218,13 @@ class Vault:
         self.keystore.save_session(str(reply["token"]))
         self._identity, self._api = identity, None
         return self._who(profile)
+
+    def _refuse_used_code(self, server: str, username: str, totp_code: str) -> None:
+        """The server takes each TOTP time step once and refuses a reused code with its one
+        generic error (no oracle); this client remembers the codes it spent, so it can say
+        what is wrong before any attempt is counted against the account."""
+        if self.keystore.totp_code_used(server, username, totp_code):
+            raise CodeAlreadyUsed(one_time=not totp_code.isdigit())
 
     def _check_own_record(self, reply: dict[str, Any], profile: Profile) -> None:
         """The directory must publish exactly our own key, or others would seal to another."""
@@ -254,11 +266,13 @@ class Vault:
         """Reset the passphrase with the recovery code; TOTP is still required."""
         server = check_server_url(server) if server else self._server()
         rkeys = crypto.recovery_keys(crypto.parse_recovery_code(recovery_code))
+        self._refuse_used_code(server, username, totp_code)
         with self._anon_api(server) as api:
             begin = api.post("/v1/accounts/recovery/begin", {
                 "username": username, "recovery_auth": b64e(rkeys.recovery_auth_key),
                 "totp": totp_code,
             })
+        self.keystore.remember_totp_code(server, username, totp_code)
         user_id = str(begin["user_id"])
         try:
             identity = crypto.unwrap_identity(b64d(begin["identity_wrapped_recovery"]),
@@ -368,5 +382,5 @@ def _kdf(obj: Any) -> crypto.KdfParams:
     return crypto.KdfParams(salt, ops, mem)
 
 
-__all__ = ["Enrolment", "FingerprintMismatch", "KeyChanged", "NotLoggedIn", "ServerCopyDamaged",
-           "UnknownUser", "Vault", "VaultError"]
+__all__ = ["CodeAlreadyUsed", "Enrolment", "FingerprintMismatch", "KeyChanged", "NotLoggedIn",
+           "ServerCopyDamaged", "UnknownUser", "Vault", "VaultError"]

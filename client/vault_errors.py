@@ -12,6 +12,14 @@ class NotLoggedIn(VaultError):
         super().__init__("not logged in; run `casevault login USERNAME`")
 
 
+class CodeAlreadyUsed(VaultError):
+    def __init__(self, *, one_time: bool = False) -> None:
+        super().__init__(
+            "this one-time TOTP recovery code was already used; use another one" if one_time
+            else "this code was already used; wait for the next code from the authenticator app"
+        )
+
+
 class UnknownUser(VaultError):
     def __init__(self, username: str) -> None:
         super().__init__(f"no user named {username!r} on this server")

@@ -3,7 +3,8 @@
 
 The server is module-scoped to keep the suite fast; every test registers its own lawyers with
 fresh names, so tests do not depend on each other. TOTP: a time step is accepted once per
-account, so lawyers keep the session that activation gives them instead of logging in again.
+account, so lawyers keep the session that activation gives them; a test that logs in again uses
+the code of the next step (`totp_at(30)`) or a one-time TOTP recovery code.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class Lawyer:
     workdir: Path
     totp_uri: str = ""
     recovery_code: str = ""
+    totp_recovery_codes: list[str] = field(default_factory=list)
+    activation_code: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
@@ -158,12 +161,24 @@ class Lawyer:
     def totp_now(self) -> str:
         return pyotp.parse_uri(self.totp_uri).now()
 
-    def register(self) -> None:
-        proc = subprocess.Popen(
-            [str(BIN / "casevault"), "--json", "register", self.username],
+    def totp_at(self, seconds_from_now: int) -> str:
+        """The code of a later time step: the server accepts +-1 step, so no sleeping."""
+        return pyotp.parse_uri(self.totp_uri).at(time.time() + seconds_from_now)
+
+    @property
+    def user_id(self) -> str:
+        return json.loads((self.home / "profile.json").read_text())["user_id"]
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """A `casevault` process to talk to through pipes (prompts read from stdin)."""
+        return subprocess.Popen(
+            [str(BIN / "casevault"), *args],
             env=self.env(), cwd=self.workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
         )
+
+    def register(self) -> None:
+        proc = self.popen("--json", "register", self.username)
         assert proc.stdout is not None and proc.stdin is not None
         line = proc.stdout.readline()
         enrolment = json.loads(line)
@@ -171,7 +186,9 @@ class Lawyer:
         assert enrolment["username"] == self.username
         self.totp_uri = enrolment["totp_uri"]
         self.recovery_code = enrolment["recovery_code"]
-        out, err = proc.communicate(self.totp_now() + "\n", timeout=120)
+        self.totp_recovery_codes = enrolment["totp_recovery_codes"]
+        self.activation_code = self.totp_now()
+        out, err = proc.communicate(self.activation_code + "\n", timeout=120)
         assert proc.returncode == 0, err
 
 
@@ -189,5 +206,18 @@ def lawyers(server: Server, tmp_path: Path):
             lawyer.register()
             out.append(lawyer)
         return out
+
+    return make
+
+
+@pytest.fixture
+def laptop(server: Server, tmp_path: Path):
+    """`laptop(username, folder)`: a client with a fresh CASEVAULT_HOME and nobody logged in
+    (a second machine of an existing lawyer, or one about to register)."""
+
+    def make(username: str, folder: str) -> Lawyer:
+        workdir = tmp_path / folder
+        workdir.mkdir()
+        return Lawyer(username, workdir / "home", server, workdir)
 
     return make

@@ -45,3 +45,18 @@ def test_damaged_file_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "pins.json").write_text("{not json")
     with pytest.raises(KeystoreError, match="damaged"):
         Keystore(tmp_path).pins()
+
+
+def test_used_totp_codes_are_remembered_while_they_could_match(tmp_path) -> None:
+    ks = Keystore(tmp_path)
+    ks.remember_totp_code("https://v", "alice", "123456", now=1000)
+    assert ks.totp_code_used("https://v", "alice", "123456", now=1089)
+    assert not ks.totp_code_used("https://v", "alice", "123456", now=1090)
+    assert not ks.totp_code_used("https://v", "bob", "123456", now=1000)
+    assert not ks.totp_code_used("https://w", "alice", "123456", now=1000)
+    # One-time recovery codes stay spent, whatever their dashes and case.
+    ks.remember_totp_code("https://v", "alice", "ABCD-EFGH-IJKL-MNOP", one_time=True, now=1000)
+    assert ks.totp_code_used("https://v", "alice", "abcdefghijklmnop", now=10**9)
+    # Only digests are on disk.
+    stored = (tmp_path / "totp_used.json").read_text()
+    assert "123456" not in stored and "ABCD" not in stored
