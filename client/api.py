@@ -17,7 +17,6 @@ import httpx
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 # Transfers may sit on a slow line; a long read timeout, the same connect timeout.
 TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
-DOWNLOAD_CHUNK = 256 * 1024
 
 
 class ApiError(Exception):
@@ -289,7 +288,9 @@ class Api:
                     response.read()
                     raise error_from_response(response)
                 skip = offset if (offset and response.status_code == 200) else 0
-                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                # Chunks as they arrive (not regrouped): whatever came before a broken connection
+                # reaches the sink, so a resume starts exactly where the bytes stopped.
+                for chunk in response.iter_bytes():
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk = chunk[cut:]

@@ -51,6 +51,10 @@ def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _part_size(state: dict[str, Any]) -> int:
+    return int(state.get("part_size", PART_SIZE))
+
+
 def _safe_filename(name: str, file_id: str) -> str:
     """A file name from (server-stored, though authenticated) metadata: never a path."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
@@ -139,6 +143,8 @@ class FileOps:
             "size": res.plaintext_size, "sha256": res.plaintext_sha256,
             "blob_size": res.blob_size, "blob_sha256": res.blob_sha256,
             "encrypted_metadata": b64e(enc_meta), "wrapped_key": b64e(wrapped),
+            # Kept with the upload: a resume must cut the blob exactly as it was announced.
+            "part_size": PART_SIZE,
         }
         state["upload_id"] = self._create_upload(ctx, state)
         return state
@@ -156,7 +162,7 @@ class FileOps:
         reply = self.cases._call(lambda api: api.post(
             self._files_path(ctx.case_id, "/uploads"),
             {"file_id": state["file_id"], "version": state["version"],
-             "total_size": state["blob_size"], "part_size": PART_SIZE}))
+             "total_size": state["blob_size"], "part_size": _part_size(state)}))
         return str(reply["upload_id"])
 
     def _send_parts(self, ctx: CaseContext, state: dict[str, Any], blob_path: Path,
@@ -164,12 +170,12 @@ class FileOps:
         base = self._files_path(ctx.case_id, f"/uploads/{state['upload_id']}")
         status = self.cases._call(lambda api: api.get(base))
         have = {p["part_number"]: p["sha256"] for p in status.get("parts", [])}
-        total = int(state["blob_size"])
-        count = -(-total // PART_SIZE)
+        total, part_size = int(state["blob_size"]), _part_size(state)
+        count = -(-total // part_size)
         with self._bar(f"put {label}", total) as bar, blob_path.open("rb") as blob:
             for n in range(count):
-                blob.seek(n * PART_SIZE)
-                data = blob.read(PART_SIZE)
+                blob.seek(n * part_size)
+                data = blob.read(part_size)
                 digest = _sha256_hex(data)
                 if have.get(n) != digest:
                     self.cases._call(lambda api, n=n, data=data, digest=digest: api.put_bytes(
