@@ -5,6 +5,7 @@ State in the client's home folder:
 - checkpoint.json  the last checkpoint verified; it only moves forward through a consistency
                    proof, so a rolled-back or forked log is caught on the next refresh;
 - receipts.json    (index, leaf hash) of the user's own actions, re-proven on demand;
+- shared_checkpoints.json  cases whose sharer's checkpoint was compared with ours;
 - evidence/        what the server showed when verification failed (both checkpoints, proofs):
                    two validly signed inconsistent checkpoints prove a fork to anyone.
 
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from client.api import NotAuthenticated
 from client.keystore import atomic_write_bytes
 from vault.protocol import merkle
 from vault.protocol.checkpoint import Checkpoint, NoteError, NoteVerifier, open_checkpoint
@@ -29,6 +31,7 @@ GetJson = Callable[[str, dict[str, Any]], Any]
 CHECKPOINT_FILE = "checkpoint.json"
 LOG_KEY_FILE = "log_key.json"
 RECEIPTS_FILE = "receipts.json"
+SHARED_FILE = "shared_checkpoints.json"
 EVIDENCE_DIR = "evidence"
 _PAGE = 1000
 
@@ -82,6 +85,23 @@ class AuditLog:
     def _fail(self, problem: str, **items: Any) -> AuditVerificationError:
         return AuditVerificationError(problem, self._evidence(problem, **items))
 
+    def _fetch(self, path: str, params: dict[str, Any], what: str) -> Any:
+        """Ask the server for something verification needs; a refusal is evidence too.
+
+        A server that will not prove what it signed (an error, a timeout) looks exactly like
+        one hiding a fork, so the refusal is recorded like a failed proof. An ended session
+        is the user's condition, not the server's, and passes through unchanged.
+        """
+        try:
+            return self._get(path, params)
+        except NotAuthenticated:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any transport or server failure counts
+            raise self._fail(
+                f"the server did not serve {what} ({type(exc).__name__}: {exc})",
+                request=f"GET {path} {json.dumps(params, sort_keys=True)}",
+            ) from exc
+
     # --- the log key and the pinned checkpoint ---------------------------------------------
 
     def verifier(self) -> NoteVerifier:
@@ -120,8 +140,10 @@ class AuditLog:
             ) from exc
 
     def _consistency(self, old: Checkpoint, new: Checkpoint, new_text: str) -> None:
-        reply = self._get(
-            "/v1/log/proof/consistency", {"first": old.size, "second": new.size}
+        reply = self._fetch(
+            "/v1/log/proof/consistency",
+            {"first": old.size, "second": new.size},
+            f"a consistency proof from size {old.size} to {new.size}",
         )
         proof = _hashes(reply.get("proof") if isinstance(reply, dict) else None)
         if proof is None or not merkle.verify_consistency(
@@ -135,7 +157,7 @@ class AuditLog:
 
     def refresh(self) -> Checkpoint:
         """Fetch the latest checkpoint, prove it extends the pinned one, and pin it."""
-        reply = self._get("/v1/log/checkpoint", {})
+        reply = self._fetch("/v1/log/checkpoint", {}, "its latest checkpoint")
         text = reply.get("checkpoint") if isinstance(reply, dict) else None
         new = self._open(text, "the server's checkpoint")
         current = self.pinned()
@@ -160,7 +182,11 @@ class AuditLog:
     # --- entries and receipts --------------------------------------------------------------
 
     def _prove_inclusion(self, index: int, leaf: bytes, head: Checkpoint, what: str) -> None:
-        reply = self._get("/v1/log/proof/inclusion", {"index": index, "size": head.size})
+        reply = self._fetch(
+            "/v1/log/proof/inclusion",
+            {"index": index, "size": head.size},
+            f"an inclusion proof for index {index} at size {head.size}",
+        )
         proof = _hashes(reply.get("proof") if isinstance(reply, dict) else None)
         if proof is None or not merkle.verify_inclusion(
             leaf, index, head.size, proof, head.root_hash
@@ -188,19 +214,41 @@ class AuditLog:
         self._write(RECEIPTS_FILE, sorted(receipts, key=lambda r: r["index"]))
         return receipt
 
-    def fetch_receipt(self, index: int, *, expect: dict[str, Any] | None = None) -> dict:
-        """Fetch the user's own entry at `index`, check it says what we did, keep a receipt."""
-        reply = self._get("/v1/log/entries", {"start": index, "end": index + 1})
+    def fetch_receipt(self, index: Any, *, expect: dict[str, Any] | None = None,
+                      expect_detail: dict[str, Any] | None = None) -> dict:
+        """Fetch the user's own entry at `index`, check it says what we did, keep a receipt.
+
+        `expect` names fields of the entry (actor_id, action, case_id, file_id) and
+        `expect_detail` fields of its detail; any difference is a hard error with evidence.
+        """
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            action = (expect or {}).get("action", "the action")
+            raise self._fail(f"the server gave no log index for own {action}",
+                             received=repr(index)[:200])
+        reply = self._fetch(
+            "/v1/log/entries", {"start": index, "end": index + 1}, f"own entry {index}"
+        )
         rows = reply.get("entries") if isinstance(reply, dict) else None
         if not rows or rows[0].get("index") != index:
             raise self._fail(f"the server did not return own action at index {index}")
         entry = _b64_entry(rows[0].get("entry"))
         record = _parse_entry(entry)
-        for key, value in (expect or {}).items():
-            if record.get(key) != value:
-                raise self._fail(f"the log entry at index {index} does not match {key}",
+        detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
+        checks = [(k, record.get(k), v) for k, v in (expect or {}).items()]
+        checks += [(f"detail.{k}", detail.get(k), v) for k, v in (expect_detail or {}).items()]
+        for name, found, wanted in checks:
+            if found != wanted:
+                raise self._fail(f"the log entry at index {index} does not match {name}",
                                  entry=entry.decode("utf-8", "replace"))
         return self.add_receipt(index, entry)
+
+    def verify_all(self) -> dict[str, Any]:
+        """Advance the pin through a consistency proof, then re-prove every receipt."""
+        before = self.pinned()
+        count = self.verify_receipts()
+        head, _ = self.pinned()  # type: ignore[misc]
+        return {"log_size": head.size, "previous_size": before[0].size if before else None,
+                "root_hash": b64e(head.root_hash), "receipts": count}
 
     def verify_receipts(self) -> int:
         """Re-prove every receipt against a freshly verified checkpoint; returns the count."""
@@ -221,28 +269,9 @@ class AuditLog:
         """
         head = self.refresh()
         out: list[dict[str, Any]] = []
-        start: int | None = 0
-        while start is not None:
-            reply = self._get(
-                "/v1/log/entries",
-                {"case_id": case_id, "start": start, "end": head.size, "limit": _PAGE},
-            )
-            rows = reply.get("entries") if isinstance(reply, dict) else None
-            if not isinstance(rows, list):
-                raise self._fail("the server sent a malformed entry list")
-            for row in rows:
-                index = row.get("index")
-                if not isinstance(index, int) or not start <= index < head.size:
-                    raise self._fail("the server sent an entry outside the requested range")
-                entry = _b64_entry(row.get("entry"))
-                record = _parse_entry(entry)
-                if record.get("case_id") != case_id:
-                    raise self._fail(f"entry {index} belongs to another case")
-                self._prove_inclusion(index, merkle.leaf_hash(entry), head, "case entry")
-                out.append({"index": index, "actor": row.get("actor"), "record": record})
-                start = index + 1
-            nxt = reply.get("next")
-            start = nxt if isinstance(nxt, int) and nxt < head.size and rows else None
+        for index, entry, record, actor in self._case_rows(case_id, head):
+            self._prove_inclusion(index, merkle.leaf_hash(entry), head, "case entry")
+            out.append({"index": index, "actor": actor, "record": record})
         listed = {e["index"] for e in out}
         for receipt in self._receipts():
             index = receipt["index"]
@@ -266,6 +295,63 @@ class AuditLog:
             return other
         self._consistency(other, mine, self.pinned()[1])  # type: ignore[index]
         return other
+
+    def check_sharer_checkpoint(self, case_id: str, *, member_id: str, added_seq: int) -> str:
+        """Compare the checkpoint logged with our addition to a case with our own view.
+
+        The owner who shared the case sent their latest verified checkpoint with the
+        membership entry, and the server logged it. Both checkpoints are signed by the log
+        key: if they are not one history, the server showed us different logs (a fork). Done
+        once per case; returns "consistent", "absent" (shared by an older client) or "done".
+        """
+        done = self._read(SHARED_FILE) or {}
+        if case_id in done:
+            return "done"
+        head = self.refresh()
+        found = None
+        for index, entry, record, _actor in self._case_rows(case_id, head):
+            detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
+            if (record.get("action") == "case:member:added"
+                    and detail.get("subject") == member_id and detail.get("seq") == added_seq):
+                found = (index, entry, detail)
+        if found is None:
+            raise self._fail(f"the log of case {case_id} has no entry for your addition "
+                             f"(membership entry {added_seq})")
+        index, entry, detail = found
+        self._prove_inclusion(index, merkle.leaf_hash(entry), head, "the entry adding you")
+        shared = detail.get("sharer_checkpoint")
+        outcome = "absent"
+        if shared is not None:
+            self.compare_checkpoint(shared)
+            outcome = "consistent"
+        done[case_id] = {"index": index, "outcome": outcome}
+        self._write(SHARED_FILE, done)
+        return outcome
+
+    def _case_rows(self, case_id: str, head: Checkpoint):
+        """(index, entry, record, actor name) of a case's entries below the head, unproven."""
+        start: int | None = 0
+        while start is not None:
+            reply = self._fetch(
+                "/v1/log/entries",
+                {"case_id": case_id, "start": start, "end": head.size, "limit": _PAGE},
+                f"the entries of case {case_id}",
+            )
+            rows = reply.get("entries") if isinstance(reply, dict) else None
+            if not isinstance(rows, list):
+                raise self._fail("the server sent a malformed entry list")
+            for row in rows:
+                index = row.get("index") if isinstance(row, dict) else None
+                if not isinstance(index, int) or not start <= index < head.size:
+                    raise self._fail("the server sent an entry outside the requested range")
+                entry = _b64_entry(row.get("entry"))
+                record = _parse_entry(entry)
+                if record.get("case_id") != case_id:
+                    raise self._fail(f"entry {index} belongs to another case")
+                yield index, entry, record, row.get("actor")
+                start = index + 1
+            nxt = reply.get("next")
+            start = nxt if isinstance(nxt, int) and nxt < head.size and rows else None
 
 
 def _hashes(values: Any) -> list[bytes] | None:

@@ -117,7 +117,7 @@ def test_add_member_with_grant_then_member_sees_case(client, make_user, app_sett
     case = kit.create_case(alice)
     assert client.get(f"/v1/cases/{case.case_id}", headers=bob.headers).status_code == 404
     r = kit.add(alice, case, bob, "viewer")
-    assert r.status_code == 201 and r.json() == {"seq": 1, "generation": 0}
+    assert r.status_code == 201 and r.json() == {"seq": 1, "generation": 0, "log_index": 10}
     listed = client.get("/v1/cases", headers=bob.headers).json()["cases"]
     assert [(c["case_id"], c["role"]) for c in listed] == [(case.case_id, "viewer")]
     grants = client.get(f"/v1/cases/{case.case_id}/grants", headers=bob.headers).json()["grants"]

@@ -161,10 +161,26 @@ def append_leaves(db: DbLike, leaves: Sequence[PendingLeaf]) -> list[int]:
     return indices
 
 
+_RECORDED = "casevault.log_indices"
+
+
 def append_event(db: DbLike, event: Any) -> int:
     """Make a flushed audit event a leaf of the log; returns its leaf index."""
     leaf = PendingLeaf(entry_for_event(event), int(event.id), event.case_id, event.actor_id)
-    return append_leaves(db, [leaf])[0]
+    index = append_leaves(db, [leaf])[0]
+    if isinstance(db, Session):
+        # Remembered for this request's session, so a route can hand the client the index of
+        # its own action (its receipt) without another query.
+        db.info.setdefault(_RECORDED, []).append((event.action, index))
+    return index
+
+
+def recorded_index(db: Session, action: str) -> int | None:
+    """The leaf index of the first event with `action` this session recorded, if any."""
+    for recorded_action, index in db.info.get(_RECORDED, ()):
+        if recorded_action == action:
+            return index
+    return None
 
 
 _EVENTS = sa.table(

@@ -275,8 +275,13 @@ def append_membership(
     grants: Any,
     source: str | None = None,
     now: datetime | None = None,
+    sharer_checkpoint: str | None = None,
 ) -> MembershipState:
-    """Append one owner-signed entry (add / remove / role) with the grants it needs."""
+    """Append one owner-signed entry (add / remove / role) with the grants it needs.
+
+    `sharer_checkpoint`, the owner's latest verified log checkpoint, is logged in the event's
+    detail so the added member can check it against their own view of the log.
+    """
     now = now or utcnow()
     require_member(db, case_id, user.id, min_role=ROLE_OWNER)
     case = db.get(Case, case_id)
@@ -338,7 +343,12 @@ def append_membership(
     record_event(
         db,
         action=f"case:member:{action}",
-        detail={"subject": e.subject, "role": e.role, "seq": e.seq},
+        detail={
+            "subject": e.subject,
+            "role": e.role,
+            "seq": e.seq,
+            **({"sharer_checkpoint": sharer_checkpoint} if sharer_checkpoint else {}),
+        },
         signed_record=signed_text(e.signed),
         **common,
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
 from vault.api.deps import ClientAddress, ClockDep, CurrentUser, DbSession
+from vault.api.routes.log import checked_checkpoint
 from vault.db.models_cases import Case, KeyGrant
-from vault.services import cases
+from vault.services import auditlog, cases
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
+
+MAX_CHECKPOINT_CHARS = 4096
 
 
 class CreateCase(BaseModel):
@@ -39,6 +42,11 @@ class MemberOut(BaseModel):
     fingerprint: str
 
 
+class CreatedCase(CaseOut):
+    # The leaf of the creation event in the audit log: the creator's receipt.
+    log_index: int | None = None
+
+
 class CaseDetail(CaseOut):
     members: list[MemberOut]
 
@@ -50,11 +58,16 @@ class CaseList(BaseModel):
 class AppendEntry(BaseModel):
     entry: dict[str, Any]
     grants: list[dict[str, Any]] = Field(default_factory=list)
+    # The owner's latest verified audit-log checkpoint, logged with the entry so the new
+    # member can check that both saw one history (unsigned here: the note is signed itself).
+    checkpoint: str | None = Field(default=None, max_length=MAX_CHECKPOINT_CHARS)
 
 
 class AppendResult(BaseModel):
     seq: int
     generation: int
+    # The leaf of the membership event in the audit log: the owner's receipt.
+    log_index: int | None = None
 
 
 class MembershipLog(BaseModel):
@@ -85,7 +98,7 @@ def _grant_out(grant: KeyGrant) -> dict[str, str]:
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_case(
     body: CreateCase, user: CurrentUser, db: DbSession, clock: ClockDep, address: ClientAddress
-) -> CaseOut:
+) -> CreatedCase:
     case = cases.create_case(
         db,
         user=user,
@@ -96,7 +109,10 @@ def create_case(
         source=address,
         now=clock(),
     )
-    return _case_out(case, "owner")
+    return CreatedCase(
+        **_case_out(case, "owner").model_dump(),
+        log_index=auditlog.recorded_index(db, "case:case:created"),
+    )
 
 
 @router.get("")
@@ -126,6 +142,7 @@ def get_membership(case_id: str, user: CurrentUser, db: DbSession) -> Membership
 def append_membership(
     case_id: str,
     body: AppendEntry,
+    request: Request,
     user: CurrentUser,
     db: DbSession,
     clock: ClockDep,
@@ -139,8 +156,14 @@ def append_membership(
         grants=body.grants,
         source=address,
         now=clock(),
+        sharer_checkpoint=checked_checkpoint(request, body.checkpoint),
     )
-    return AppendResult(seq=state.head.seq, generation=state.generation)
+    action = {"add": "added", "remove": "removed", "role": "role_changed"}[state.entries[-1].action]
+    return AppendResult(
+        seq=state.head.seq,
+        generation=state.generation,
+        log_index=auditlog.recorded_index(db, f"case:member:{action}"),
+    )
 
 
 @router.get("/{case_id}/grants")

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from vault.api.deps import ClientAddress, ClockDep, CurrentUser, DbSession
 from vault.api.problems import problem
 from vault.db.models_cases import FileRow, FileVersion, UploadSession
-from vault.services import files, uploads
+from vault.services import auditlog, files, uploads
 from vault.storage import BlobStore
 
 router = APIRouter(prefix="/v1/cases/{case_id}", tags=["files"])
@@ -70,6 +70,11 @@ class VersionOut(BaseModel):
     wrapped_key: str
     deleted: bool
     tombstone: dict[str, str] | None = None
+
+
+class CompletedVersion(VersionOut):
+    # The leaf of the upload event in the audit log: the client's receipt of its own action.
+    log_index: int | None = None
 
 
 class FileList(BaseModel):
@@ -227,7 +232,7 @@ def complete_upload(
     db: DbSession,
     clock: ClockDep,
     address: ClientAddress,
-) -> VersionOut:
+) -> CompletedVersion:
     version = uploads.complete_upload(
         db,
         _store(request),
@@ -240,7 +245,10 @@ def complete_upload(
         source=address,
         now=clock(),
     )
-    return _version_out(version)
+    return CompletedVersion(
+        **_version_out(version).model_dump(),
+        log_index=auditlog.recorded_index(db, "file:version:uploaded"),
+    )
 
 
 @router.get("/files")
@@ -305,6 +313,9 @@ def download(
         db, user=user, row=row, source=address, detail={"start": start, "end": end}, now=clock()
     )
     headers["Content-Length"] = str(end - start)
+    log_index = auditlog.recorded_index(db, "file:version:downloaded")
+    if log_index is not None:
+        headers["X-CaseVault-Log-Index"] = str(log_index)
     return StreamingResponse(
         files.stream_blob(_store(request), row.blob_key, start, end),
         status_code=code,
@@ -322,7 +333,7 @@ def delete_file(
     db: DbSession,
     clock: ClockDep,
     address: ClientAddress,
-) -> dict[str, str]:
+) -> dict[str, Any]:
     row = files.delete_file(
         db,
         user=user,
@@ -335,4 +346,5 @@ def delete_file(
     return {
         "file_id": row.file_id,
         "deleted_at": row.deleted_at.isoformat() if row.deleted_at else "",
+        "log_index": auditlog.recorded_index(db, "file:file:deleted"),
     }

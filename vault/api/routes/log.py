@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from vault.api.deps import CurrentUser, DbSession
-from vault.errors import NotFound
+from vault.errors import InvalidRequest, NotFound
+from vault.protocol.checkpoint import NoteError, open_checkpoint
 from vault.protocol.encoding import b64e
 from vault.protocol.ids import is_valid_id
 from vault.services import auditlog
@@ -30,6 +31,17 @@ def _signer(request: Request) -> LogSigner:
         signer = LogSigner.from_data_dir(request.app.state.settings.data_dir)
         request.app.state.log_signer = signer
     return signer
+
+
+def checked_checkpoint(request: Request, text: str | None) -> str | None:
+    """A checkpoint a client passes on (to co-counsel) must be one this log signed."""
+    if text is None:
+        return None
+    try:
+        open_checkpoint(text, _signer(request).verifier)
+    except NoteError as exc:
+        raise InvalidRequest(f"checkpoint: {exc}") from exc
+    return text
 
 
 @router.get("/key")
