@@ -12,6 +12,8 @@ What is kept here, and what is not:
 - totp_used.json: digests of the TOTP codes this client had accepted in the last 90 s and of
   the one-time TOTP recovery codes it spent; the server takes each once and answers a reused
   one with its generic refusal.
+- cases/: per case, the membership log, usernames and our sealed key grants as last verified,
+  so `case list` need not fetch them again while the server reports the same log head.
 - transfers/: resume state of interrupted uploads and downloads (no key material).
 The audit log's pinned checkpoint and receipts live in the same folder, kept by client.auditlog.
 """
@@ -44,6 +46,7 @@ _TOTP_USED = "totp_used.json"
 # first valid; after that the server refuses it anyway and there is nothing to remember.
 TOTP_CODE_LIFETIME = 90
 _TRANSFERS = "transfers"
+_CASES = "cases"
 
 
 class KeystoreError(Exception):
@@ -289,6 +292,34 @@ class Keystore:
             obj = {}
         obj[case_id] = {"seq": seq, "hash": entry_hash}
         self._write_json(_CASE_HEADS, obj)
+
+    # ------------------------------------------------------------ verified case records
+
+    def _case_file(self, case_id: str) -> str:
+        if len(case_id) != 32 or any(ch not in "0123456789abcdef" for ch in case_id):
+            raise KeystoreError("invalid case id")
+        return f"{_CASES}/{case_id}.json"
+
+    def load_case_cache(self, case_id: str) -> dict[str, Any] | None:
+        """The signed membership log, usernames and our sealed grants of a case, as last
+        verified (`seq`/`head` name the log's last entry). Nothing here opens without the
+        passphrase: grants are sealed to our key, entries are public signed records."""
+        obj = self._read_json(self._case_file(case_id))
+        if not isinstance(obj, dict):
+            return None
+        if not (isinstance(obj.get("entries"), list) and isinstance(obj.get("usernames"), dict)
+                and isinstance(obj.get("grants"), list) and isinstance(obj.get("seq"), int)
+                and isinstance(obj.get("head"), str)):
+            return None  # an unreadable cache is only a cache: fetch again
+        return obj
+
+    def save_case_cache(self, case_id: str, obj: dict[str, Any]) -> None:
+        path = self.ensure() / self._case_file(case_id)
+        path.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        atomic_write_json(path, obj)
+
+    def drop_case_cache(self, case_id: str) -> None:
+        self._remove(self._case_file(case_id))
 
     # ------------------------------------------------------------ transfer state
 

@@ -85,6 +85,34 @@ class CaseOps:
     def _call(self, fn: Any) -> Any:
         return self.vault._call(fn)
 
+    # ------------------------------------------------------------ audit log
+
+    def audit_log(self) -> AuditLog:
+        """The verifying audit-log client over this vault's session (client.auditlog)."""
+        return AuditLog(self.vault.keystore.ensure(), lambda path, params: self._call(
+            lambda api: api.get(path, **params)))
+
+    def receipt(self, index: Any, *, expect: dict[str, Any],
+                detail: dict[str, Any] | None = None) -> None:
+        """Prove our own action is in the log as we did it, and keep the receipt."""
+        expect = {"actor_id": self.vault.identity().user_id, **expect}
+        try:
+            self.audit_log().fetch_receipt(index, expect=expect, expect_detail=detail)
+        except AuditVerificationError as exc:
+            raise audit_failure(exc, f"entry of your {expect.get('action')}") from exc
+
+    def _check_sharer_checkpoint(self, case_id: str, state: MembershipState, me: str) -> None:
+        """Once per case: the checkpoint the sharer logged with our addition must be one
+        history with ours (client.auditlog.check_sharer_checkpoint); a creator has none."""
+        joined = [e for e in state.entries if e.subject == me and e.action in ("create", "add")]
+        if not joined or joined[-1].action != "add":
+            return
+        try:
+            self.audit_log().check_sharer_checkpoint(case_id, member_id=me,
+                                                     added_seq=joined[-1].seq)
+        except AuditVerificationError as exc:
+            raise audit_failure(exc, f"of case {case_id}") from exc
+
     def _path(self, case_id: str, rest: str = "") -> str:
         if not is_valid_id(case_id):
             raise VaultError(f"{case_id!r} is not a case id (32 hex digits)")
@@ -92,18 +120,32 @@ class CaseOps:
 
     # ------------------------------------------------------------ loading and verifying
 
-    def load(self, case_id: str) -> CaseContext:
+    def load(self, case_id: str, *, claimed_head: tuple[Any, Any] | None = None) -> CaseContext:
+        """Fetch, verify and replay the case's log, then open our grants.
+
+        `claimed_head` (the server's (seq, hash) from the case listing) lets `case list` reuse
+        the log and grants this client verified earlier when the head is unchanged; they are
+        replayed and opened again here, so only the fetch is saved. A server that claims an
+        old head is withholding newer entries, which it can always do; it cannot make the
+        client accept anything it did not verify.
+        """
         identity = self.vault.identity()
         own = identity.record()
-        try:
-            log = self._call(lambda api: api.get(self._path(case_id, "/membership")))
-        except NotFound as exc:
-            raise NotAMember(case_id) from exc
-        entries, names = log.get("entries"), log.get("usernames")
-        if not isinstance(entries, list) or not isinstance(names, dict):
-            raise crypto.IntegrityError(f"membership log of case {case_id}")
-        identities = self.vault.trust_store.identities(
-            {str(k): str(v) for k, v in names.items()}, own)
+        cached = self.vault.keystore.load_case_cache(case_id)
+        if (cached is not None and claimed_head is not None
+                and (cached["seq"], cached["head"]) == tuple(claimed_head)):
+            entries, names, grants = cached["entries"], cached["usernames"], cached["grants"]
+        else:
+            try:
+                log = self._call(lambda api: api.get(self._path(case_id, "/membership")))
+            except NotFound as exc:
+                self.vault.keystore.drop_case_cache(case_id)
+                raise NotAMember(case_id) from exc
+            entries, names, grants = log.get("entries"), log.get("usernames"), None
+            if not isinstance(entries, list) or not isinstance(names, dict):
+                raise crypto.IntegrityError(f"membership log of case {case_id}")
+            names = {str(k): str(v) for k, v in names.items()}
+        identities = self.vault.trust_store.identities(names, own)
         try:
             state = replay_membership(entries, identities)
         except (RecordError, EncodingError) as exc:
@@ -113,7 +155,16 @@ class CaseOps:
         self._check_not_rolled_back(case_id, state)
         if state.role_of(identity.user_id) is None:
             raise NotAMember(case_id)
-        keys = self._open_keys(case_id, state, identities)
+        if grants is None:
+            reply = self._call(lambda api: api.get(self._path(case_id, "/grants")))
+            grants = reply.get("grants") if isinstance(reply, dict) else None
+            if not isinstance(grants, list):
+                raise crypto.IntegrityError(f"key grants of case {case_id}")
+        keys = self._open_keys(case_id, state, identities, grants)
+        self.vault.keystore.save_case_cache(case_id, {
+            "seq": state.entries[-1].seq, "head": state.head_hash, "entries": entries,
+            "usernames": names, "grants": grants})
+        self._check_sharer_checkpoint(case_id, state, identity.user_id)
         return CaseContext(case_id, state, identities, keys, identity.user_id)
 
     def _check_not_rolled_back(self, case_id: str, state: MembershipState) -> None:
@@ -127,12 +178,8 @@ class CaseOps:
         self.vault.keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
 
     def _open_keys(self, case_id: str, state: MembershipState,
-                   identities: dict[str, IdentityRecord]) -> dict[int, bytes]:
+                   identities: dict[str, IdentityRecord], grants: list[Any]) -> dict[int, bytes]:
         identity = self.vault.identity()
-        reply = self._call(lambda api: api.get(self._path(case_id, "/grants")))
-        grants = reply.get("grants") if isinstance(reply, dict) else None
-        if not isinstance(grants, list):
-            raise crypto.IntegrityError(f"key grants of case {case_id}")
         keys: dict[int, bytes] = {}
         for signed in grants:
             key = crypto.open_grant(signed, identity=identity, state=state, identities=identities)
@@ -169,13 +216,17 @@ class CaseOps:
                                   granter=identity)
         info = crypto.encrypt_case_metadata(crypto.CaseMetadata(name, description),
                                             case_key=key, case_id=case_id, generation=0)
-        self._call(lambda api: api.post("/v1/cases", {
+        reply = self._call(lambda api: api.post("/v1/cases", {
             "case_id": case_id, "encrypted_info": b64e(info), "entry": entry, "grant": grant}))
+        self.receipt(_log_index(reply), expect={"action": "case:case:created",
+                                                "case_id": case_id})
         return case_id
 
-    def case_name(self, ctx: CaseContext, encrypted_info: str) -> str:
+    def case_name(self, ctx: CaseContext, encrypted_info: Any) -> str:
         if 0 not in ctx.keys:
             return "(name unreadable: older keys unavailable)"
+        if not isinstance(encrypted_info, str):
+            raise crypto.IntegrityError(f"name of case {ctx.case_id}")
         try:
             meta = crypto.decrypt_case_metadata(b64d(encrypted_info), case_key=ctx.keys[0],
                                                 case_id=ctx.case_id, generation=0)
@@ -184,11 +235,23 @@ class CaseOps:
         return meta.name
 
     def list(self) -> list[dict[str, Any]]:
+        """Cases with names and roles from the verified log: one request for the listing,
+        plus the log and grants of each case whose head moved since this client last saw it."""
         reply = self._call(lambda api: api.get("/v1/cases"))
+        cases = reply.get("cases") if isinstance(reply, dict) else None
+        if not isinstance(cases, list):
+            raise crypto.IntegrityError("list of cases")
         out = []
-        for case in reply.get("cases", []):
-            ctx = self.load(str(case["case_id"]))
-            out.append({"case_id": ctx.case_id, "name": self.case_name(ctx, case["encrypted_info"]),
+        for case in cases:
+            if not isinstance(case, dict) or not is_valid_id(case.get("case_id")):
+                raise crypto.IntegrityError("list of cases")
+            try:
+                ctx = self.load(case["case_id"], claimed_head=(
+                    case.get("membership_seq"), case.get("membership_head")))
+            except NotAMember:
+                continue  # removed since the listing, or listed by a server that is wrong
+            out.append({"case_id": ctx.case_id,
+                        "name": self.case_name(ctx, case.get("encrypted_info")),
                         "role": ctx.role()})
         return out
 
@@ -199,7 +262,8 @@ class CaseOps:
         return sorted(rows, key=lambda r: r["username"])
 
     def _append(self, ctx: CaseContext, *, action: str, subject: str, subject_fp: str,
-                role: str, generation: int, key_link: bytes, grants: list[dict]) -> None:
+                role: str, generation: int, key_link: bytes, grants: list[dict],
+                checkpoint: str | None = None) -> Any:
         identity = self.vault.identity()
         last_time = ctx.state.entries[-1].time
         body = membership_entry_body(
@@ -208,8 +272,11 @@ class CaseOps:
             author=identity.user_id, time=max(int(time.time()), last_time),
             generation=generation, key_link=key_link)
         entry = identity.sign(LABEL_MEMBERSHIP, body)
-        self._call(lambda api: api.post(self._path(ctx.case_id, "/membership"),
-                                        {"entry": entry, "grants": grants}))
+        request = {"entry": entry, "grants": grants}
+        if checkpoint is not None:
+            request["checkpoint"] = checkpoint
+        reply = self._call(lambda api: api.post(self._path(ctx.case_id, "/membership"), request))
+        return _log_index(reply)
 
     def share(self, case_id: str, username: str, *, role: str,
               fingerprint: str | None) -> dict[str, Any]:
@@ -221,9 +288,18 @@ class CaseOps:
             raise VaultError(f"{username} is already a member of this case")
         grant = crypto.seal_grant(case_key=ctx.key, case_id=case_id, generation=ctx.generation,
                                   member=record, granter=self.vault.identity())
-        self._append(ctx, action="add", subject=record.user_id,
-                     subject_fp=record.fingerprint_hex, role=role, generation=ctx.generation,
-                     key_link=b"", grants=[grant])
+        log = self.audit_log()
+        try:
+            log.refresh()  # our latest verified checkpoint travels with the share
+            checkpoint = log.pinned()[1]  # type: ignore[index]
+        except AuditVerificationError as exc:
+            raise audit_failure(exc, f"of case {case_id}") from exc
+        index = self._append(ctx, action="add", subject=record.user_id,
+                             subject_fp=record.fingerprint_hex, role=role,
+                             generation=ctx.generation, key_link=b"", grants=[grant],
+                             checkpoint=checkpoint)
+        self.receipt(index, expect={"action": "case:member:added", "case_id": case_id},
+                     detail={"subject": record.user_id, "sharer_checkpoint": checkpoint})
         return {"case_id": case_id, "username": username, "role": role,
                 "safety_number": record.safety_number, "first_seen": first_seen,
                 "verified": verified}
@@ -246,19 +322,19 @@ class CaseOps:
                               member=ctx.identities[m.user_id], granter=identity)
             for m in ctx.state.members.values() if m.user_id != target.user_id
         ]
-        self._append(ctx, action="remove", subject=target.user_id,
-                     subject_fp=target.fingerprint, role=target.role, generation=new_gen,
-                     key_link=link, grants=grants)
+        index = self._append(ctx, action="remove", subject=target.user_id,
+                             subject_fp=target.fingerprint, role=target.role,
+                             generation=new_gen, key_link=link, grants=grants)
+        self.receipt(index, expect={"action": "case:member:removed", "case_id": case_id},
+                     detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "generation": new_gen}
 
     def audit(self, case_id: str) -> list[dict[str, Any]]:
         ctx = self.load(case_id)
-        log = AuditLog(self.vault.keystore.ensure(), lambda path, params: self._call(
-            lambda api: api.get(path, **params)))
         try:
-            entries = log.case_entries(case_id)
+            entries = self.audit_log().case_entries(case_id)
         except AuditVerificationError as exc:
-            raise crypto.IntegrityError(f"audit log of case {case_id} ({exc.problem})") from exc
+            raise audit_failure(exc, f"of case {case_id}") from exc
         out = []
         for e in entries:
             record = e["record"]
@@ -270,6 +346,16 @@ class CaseOps:
                         "actor": actor, "action": record.get("action"),
                         "target": _target_of(record, ctx)})
         return out
+
+
+def audit_failure(exc: AuditVerificationError, what: str) -> crypto.IntegrityError:
+    """One verification error naming the problem and where its evidence was saved."""
+    where = f"; evidence saved to {exc.evidence}" if exc.evidence else ""
+    return crypto.IntegrityError(f"audit log {what} ({exc.problem}{where})")
+
+
+def _log_index(reply: Any) -> Any:
+    return reply.get("log_index") if isinstance(reply, dict) else None
 
 
 def _grant_generation(signed: Any) -> int:
@@ -287,13 +373,14 @@ def _time_of(record: dict[str, Any]) -> str | None:
 
 
 def _target_of(record: dict[str, Any], ctx: CaseContext) -> str | None:
-    for key in ("file_id", "subject", "case_id"):
-        value = record.get(key)
-        if isinstance(value, str):
-            return ctx.username(value) if key == "subject" else value
-    detail = record.get("detail")
-    if isinstance(detail, dict) and isinstance(detail.get("subject"), str):
-        return ctx.username(detail["subject"])
-    return None
+    # The most specific target first: a file, then the member an event is about, the case last.
+    detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
+    if isinstance(record.get("file_id"), str):
+        return record["file_id"]
+    for key in ("subject", "member"):
+        if isinstance(detail.get(key), str):
+            return ctx.username(detail[key])
+    value = record.get("case_id")
+    return value if isinstance(value, str) else None
 
 
