@@ -129,6 +129,10 @@ def _check_username(username: str) -> None:
 
 
 def _user_by_name(db: Session, username: str) -> User | None:
+    # No account has a name outside USERNAME_RE; skipping the query also keeps bytes such as
+    # NUL, which PostgreSQL refuses in text, from turning a client mistake into a 500.
+    if not USERNAME_RE.match(username):
+        return None
     return db.execute(select(User).where(User.username == username)).scalar_one_or_none()
 
 
