@@ -8,11 +8,14 @@ the manifest names, replaying the signed membership log itself.
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from attack_kit import resigned, seal_file
+from attack_kit import bearer, resigned, seal_file
 
 from client.crypto.errors import IntegrityError
 from client.crypto.seal import verify_download_manifest
+from client.vault_errors import VaultError
+from vault.protocol.ids import new_id
 from vault.protocol.records import LABEL_MANIFEST, manifest_body, sha256_hex
 
 
@@ -85,3 +88,21 @@ def test_T10_client_refuses_manifest_with_stale_generation(case, people, planted
     case.remove(people["vera"])
     with pytest.raises(IntegrityError):
         _verify(case, _manifest(case, people["bob"], planted, generation=0), planted)
+
+
+def test_T10_server_refuses_upload_by_non_member_or_viewer(lawyer, live_server, tmp_path):
+    alice, vera, mallory = lawyer("alice"), lawyer("vera"), lawyer("mallory")
+    case_id = alice.create_case("R v Petrov")
+    alice.share(case_id, "vera", role="viewer")
+    start = {"file_id": new_id(), "version": 1, "total_size": 10, "part_size": 10}
+    with httpx.Client(base_url=live_server, timeout=30) as http:
+        as_viewer = http.post(f"/v1/cases/{case_id}/uploads", json=start, headers=bearer(vera))
+        as_outsider = http.post(f"/v1/cases/{case_id}/uploads", json=start, headers=bearer(mallory))
+    assert as_viewer.status_code == 403
+    assert as_outsider.status_code == 404  # the same answer as for a case that does not exist
+    # The client refuses before it even asks, and nothing appeared in the case.
+    doc = tmp_path / "planted.txt"
+    doc.write_bytes(b"planted")
+    with pytest.raises(VaultError):
+        vera.put(case_id, [doc])
+    assert alice.ls(case_id) == []

@@ -8,7 +8,7 @@ every other mauling of it, and the same as a plain wrong key: nothing says *why*
 from __future__ import annotations
 
 import pytest
-from attack_kit import body_of, seal_file, tampered
+from attack_kit import body_of, run_sql, seal_file, tampered
 
 from client.crypto.errors import IntegrityError
 from client.crypto.keys import PURPOSE_KEK, unwrap_identity, wrap_identity
@@ -90,3 +90,29 @@ def test_T14_mauled_metadata_gives_one_uniform_error():
         lambda m: decrypt_file_metadata(m, file_key=f.file_key, **coords), _maulings(f.meta)
     )
     assert seen == {(IntegrityError, "file metadata failed verification")}
+
+
+def test_T14_client_does_not_retry_a_failed_decryption(lawyer, app_settings, tmp_path):
+    # The server flips one byte of a stored blob and counts how often the client comes back.
+    alice = lawyer("alice")
+    case_id = alice.create_case("R v Moreau")
+    doc = tmp_path / "memo.txt"
+    doc.write_bytes(b"memo to counsel " * 100)
+    (put,) = alice.put(case_id, [doc])
+    url = app_settings.resolved_database_url()
+    ((key,),) = run_sql(
+        url, "SELECT blob_key FROM file_versions WHERE file_id = :f", {"f": put["file_id"]}
+    )
+    (blob,) = [p for p in app_settings.resolved_blob_dir().rglob(key) if p.is_file()]
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    blob.write_bytes(bytes(data))
+    out = tmp_path / "out.txt"
+    with pytest.raises(IntegrityError) as failure:
+        alice.get(case_id, put["file_id"], output=out, version=None)
+    assert str(failure.value) == f"file {put['file_id']} failed verification"
+    assert not out.exists()
+    downloads = run_sql(
+        url, "SELECT count(*) FROM audit_events WHERE action = 'file:version:downloaded'"
+    )
+    assert downloads == [(1,)]

@@ -16,8 +16,13 @@ from vault.protocol.ids import new_id
 
 
 def _fill(template: str, case_id: str, file_id: str, upload_id: str) -> str:
-    values = {"case_id": case_id, "file_id": file_id, "upload_id": upload_id, "version": "1",
-              "part_number": "0"}
+    values = {
+        "case_id": case_id,
+        "file_id": file_id,
+        "upload_id": upload_id,
+        "version": "1",
+        "part_number": "0",
+    }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values.get(m.group(1), new_id()), template)
 
 

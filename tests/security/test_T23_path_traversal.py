@@ -43,6 +43,7 @@ def _urls(app, values: dict[str, str], hostile: str):
         for target in params:
             if target in ("version", "part_number"):
                 continue  # typed integers: FastAPI refuses anything else before our code
+
             def fill(m, target=target):
                 name = m.group(1)
                 return hostile if name == target else values.get(name, new_id())
@@ -52,8 +53,15 @@ def _urls(app, values: dict[str, str], hostile: str):
 
 def test_T23_traversal_ids_rejected_on_every_route(app, live_server, shared_world, app_settings):
     alice, _, case_id, file_id, _ = shared_world
-    values = {"case_id": case_id, "file_id": file_id, "upload_id": new_id(), "session_id": new_id(),
-              "username": "alice", "version": "1", "part_number": "0"}
+    values = {
+        "case_id": case_id,
+        "file_id": file_id,
+        "upload_id": new_id(),
+        "session_id": new_id(),
+        "username": "alice",
+        "version": "1",
+        "part_number": "0",
+    }
     before = {p: p.stat().st_mtime_ns for p in app_settings.data_dir.rglob("*") if p.is_file()}
     checked = 0
     # Redirects are followed: a trailing-slash redirect must not lead anywhere useful either.

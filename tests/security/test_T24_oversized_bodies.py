@@ -42,10 +42,15 @@ def test_T24_oversized_json_body_refused(live_server):
 def test_T24_oversized_part_refused(live_server, shared_world, app_settings):
     alice, _, case_id, _, _ = shared_world
     with httpx.Client(base_url=live_server, timeout=60) as http:
-        too_big = {"file_id": new_id(), "version": 1, "total_size": 10,
-                   "part_size": app_settings.max_part_size + 1}
-        _problem(http.post(f"/v1/cases/{case_id}/uploads", json=too_big, headers=bearer(alice)),
-                 413)
+        too_big = {
+            "file_id": new_id(),
+            "version": 1,
+            "total_size": 10,
+            "part_size": app_settings.max_part_size + 1,
+        }
+        _problem(
+            http.post(f"/v1/cases/{case_id}/uploads", json=too_big, headers=bearer(alice)), 413
+        )
         started = http.post(
             f"/v1/cases/{case_id}/uploads",
             json={"file_id": new_id(), "version": 1, "total_size": 1000, "part_size": 1000},
@@ -73,12 +78,19 @@ def test_T24_oversized_part_refused(live_server, shared_world, app_settings):
 def test_T24_file_and_quota_limits(live_server, shared_world, app_settings):
     alice, _, case_id, _, _ = shared_world
     with httpx.Client(base_url=live_server, timeout=60) as http:
-        huge = {"file_id": new_id(), "version": 1, "total_size": app_settings.max_file_size + 1,
-                "part_size": app_settings.max_part_size}
+        huge = {
+            "file_id": new_id(),
+            "version": 1,
+            "total_size": app_settings.max_file_size + 1,
+            "part_size": app_settings.max_part_size,
+        }
         _problem(http.post(f"/v1/cases/{case_id}/uploads", json=huge, headers=bearer(alice)), 413)
-        over_quota = {"file_id": new_id(), "version": 1,
-                      "total_size": min(app_settings.user_quota + 1, app_settings.max_file_size),
-                      "part_size": app_settings.max_part_size}
+        over_quota = {
+            "file_id": new_id(),
+            "version": 1,
+            "total_size": min(app_settings.user_quota + 1, app_settings.max_file_size),
+            "part_size": app_settings.max_part_size,
+        }
         if app_settings.user_quota < app_settings.max_file_size:
             _problem(
                 http.post(f"/v1/cases/{case_id}/uploads", json=over_quota, headers=bearer(alice)),
