@@ -271,8 +271,11 @@ class Api:
         *,
         offset: int = 0,
         expected_size: int | None = None,
+        headers_out: dict[str, str] | None = None,
     ) -> int:
         """Stream a blob into `sink` from `offset` (Range); returns the bytes received.
+
+        `headers_out`, when given, receives the response headers (the audit log index).
 
         A server that ignores Range (200 instead of 206) has the bytes before `offset` skipped
         here, so resume still works, just slower.
@@ -287,6 +290,8 @@ class Api:
                 if response.status_code >= 400:
                     response.read()
                     raise error_from_response(response)
+                if headers_out is not None:
+                    headers_out.update({k.lower(): v for k, v in response.headers.items()})
                 skip = offset if (offset and response.status_code == 200) else 0
                 # Chunks as they arrive (not regrouped): whatever came before a broken connection
                 # reaches the sink, so a resume starts exactly where the bytes stopped.

@@ -94,9 +94,9 @@ class AuditLog:
         """
         try:
             return self._get(path, params)
-        except NotAuthenticated:
-            raise
         except Exception as exc:  # noqa: BLE001 - any transport or server failure counts
+            if isinstance(exc, NotAuthenticated) or isinstance(exc.__cause__, NotAuthenticated):
+                raise
             raise self._fail(
                 f"the server did not serve {what} ({type(exc).__name__}: {exc})",
                 request=f"GET {path} {json.dumps(params, sort_keys=True)}",

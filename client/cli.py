@@ -18,10 +18,12 @@ from typing import Any
 
 from client import cli_output as out
 from client.api import ApiError
+from client.auditlog import AuditVerificationError
 from client.crypto.errors import IntegrityError
 from client.crypto.kdf import InvalidRecoveryCode
 from client.keystore import KeystoreError
 from client.vault import KeyChanged, Vault, VaultError
+from client.vault_cases import CaseOps, audit_failure
 from client.vault_errors import ServerCopyDamaged
 
 EXIT_OK = 0
@@ -204,7 +206,23 @@ def cmd_members(args: argparse.Namespace) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    events = _vault(args).audit(args.case_id)
+    vault = _vault(args)
+    if args.verify:
+        # The whole chain: the pin advanced by a consistency proof, every receipt re-proven.
+        try:
+            summary = CaseOps(vault).audit_log().verify_all()
+        except AuditVerificationError as exc:
+            raise audit_failure(exc, "and your receipts") from exc
+        if args.case_id is None:
+            moved = (f" (advanced from {summary['previous_size']} through a consistency proof)"
+                     if summary["previous_size"] not in (None, summary["log_size"]) else "")
+            out.emit(args, summary,
+                     f"Audit log verified: {summary['log_size']} entries{moved}; "
+                     f"{summary['receipts']} receipt(s) of your own actions re-proven.")
+            return
+    elif args.case_id is None:
+        raise UsageError("name a case (casevault audit CASE_ID) or pass --verify")
+    events = vault.audit(args.case_id)
     out.emit(args, events, out.table(events, ["index", "time", "actor", "action", "target"]))
 
 
@@ -301,7 +319,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id")
 
     p = add("audit", cmd_audit, "show the verified audit trail of a case")
-    p.add_argument("case_id")
+    p.add_argument("case_id", nargs="?")
+    p.add_argument("--verify", action="store_true",
+                   help="re-verify the log and every receipt of your own actions")
 
     p = add("fingerprint", cmd_fingerprint, "show a safety number (yours by default)")
     p.add_argument("username", nargs="?")

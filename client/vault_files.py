@@ -55,6 +55,10 @@ def _part_size(state: dict[str, Any]) -> int:
     return int(state.get("part_size", PART_SIZE))
 
 
+def _header_index(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
 def _safe_filename(name: str, file_id: str) -> str:
     """A file name from (server-stored, though authenticated) metadata: never a path."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
@@ -192,10 +196,15 @@ class FileOps:
             wrapped_key_hash=_sha256_hex(b64d(state["wrapped_key"])),
             uploader=identity.user_id, time=int(time.time()))
         manifest = identity.sign(LABEL_MANIFEST, body)
-        self.cases._call(lambda api: api.post(
+        reply = self.cases._call(lambda api: api.post(
             self._files_path(ctx.case_id, f"/uploads/{state['upload_id']}/complete"),
             {"manifest": manifest, "encrypted_metadata": state["encrypted_metadata"],
              "wrapped_key": state["wrapped_key"]}))
+        self.cases.receipt(
+            reply.get("log_index") if isinstance(reply, dict) else None,
+            expect={"action": "file:version:uploaded", "case_id": ctx.case_id,
+                    "file_id": state["file_id"]},
+            detail={"version": state["version"]})
         return {"file_id": state["file_id"], "version": state["version"], "name": state["name"],
                 "size": state["size"], "sha256": state["sha256"]}
 
@@ -288,7 +297,7 @@ class FileOps:
             raise VaultError(f"{dest} already exists; choose another path with -o")
         key = f"down-{case_id}-{file_id}-{manifest.version}-{manifest.blob_sha256[:16]}"
         blob_path = self.vault.keystore.transfer_path(key, "blob")
-        self._download(ctx, manifest, blob_path, meta.name)
+        log_index = self._download(ctx, manifest, blob_path, meta.name)
         try:
             with blob_path.open("rb") as src:
                 crypto.decrypt_to_path(
@@ -299,13 +308,22 @@ class FileOps:
             blob_path.unlink(missing_ok=True)
             raise crypto.IntegrityError(f"file {file_id}") from exc
         blob_path.unlink(missing_ok=True)
+        if log_index is not False:  # a download request was made, so it was logged
+            self.cases.receipt(log_index, expect={"action": "file:version:downloaded",
+                                                  "case_id": case_id, "file_id": file_id},
+                               detail={"version": manifest.version})
         return {"file_id": file_id, "version": manifest.version, "name": meta.name,
                 "path": str(dest), "size": meta.size, "sha256": meta.sha256,
                 "uploaded_by": ctx.username(manifest.uploader)}
 
     def _download(self, ctx: CaseContext, manifest: Manifest, blob_path: Path,
-                  label: str) -> None:
-        """Fetch the blob into the transfer folder, resuming with Range where it stopped."""
+                  label: str) -> Any:
+        """Fetch the blob into the transfer folder, resuming with Range where it stopped.
+
+        Returns the audit log index the server gave for the download (None if it gave
+        none), or False when the blob was already complete and nothing was requested.
+        """
+        log_index: Any = False
         offset = blob_path.stat().st_size if blob_path.exists() else 0
         if offset > manifest.blob_size:
             blob_path.unlink()
@@ -326,9 +344,11 @@ class FileOps:
                 bar.advance(len(chunk))
 
             if offset < manifest.blob_size:
+                headers: dict[str, str] = {}
                 try:
                     self.cases._call(lambda api: api.download(
-                        path, sink, offset=offset, expected_size=manifest.blob_size))
+                        path, sink, offset=offset, expected_size=manifest.blob_size,
+                        headers_out=headers))
                 except (crypto.IntegrityError, BlobDamaged) as exc:
                     # Bytes already fetched belong to a copy that cannot be completed.
                     out.close()
@@ -336,11 +356,13 @@ class FileOps:
                     if isinstance(exc, BlobDamaged):
                         raise ServerCopyDamaged(manifest.file_id) from exc
                     raise
+                log_index = _header_index(headers.get("x-casevault-log-index"))
             out.flush()
             os.fsync(out.fileno())
         if blob_path.stat().st_size != manifest.blob_size:
             blob_path.unlink(missing_ok=True)
             raise crypto.IntegrityError(f"file {manifest.file_id}")
+        return log_index
 
     # ------------------------------------------------------------ delete
 
