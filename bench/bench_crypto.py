@@ -1,10 +1,13 @@
 """File-to-file encrypt + decrypt throughput of cv1, against `age` and libsodium secretstream.
 
-    python bench/bench_crypto.py [--size-mib 1024] [--dir DIR]
+    python bench/bench_crypto.py [--size-mib 1024] [--repeat 3] [--dir DIR]
 
 Every run works on the same random input file. Each measurement runs in its own subprocess so
-its peak RSS (ru_maxrss of that child) is its own. The script installs nothing: when `age` is
-not on PATH it says so and carries on with the other two.
+its peak RSS (ru_maxrss of that child) and CPU time are its own. Rounds run every contender
+once, and the best of the rounds is kept. `cv1` decrypts through decrypt_to_path, which fsyncs
+its temporary file before the rename (the download's durability guarantee); `cv1-no-fsync`
+decrypts into the output file directly, as age and secretstream do here. The script installs
+nothing: when `age` is not on PATH it says so and carries on with the other two.
 """
 
 from __future__ import annotations
@@ -111,29 +114,33 @@ def age(op: str, src: Path, dst: Path, key: bytes) -> None:
 RUNNERS = {"cv1": cv1, "cv1-no-fsync": cv1_stream, "age": age, "secretstream": secretstream}
 
 
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(name: str, op: str, src: str, dst: str, key_hex: str) -> None:
+    # CPU time covers the same span as the wall time: not the interpreter's start and imports.
+    cpu = _cpu_seconds(resource.RUSAGE_SELF)
     start = time.perf_counter()
     RUNNERS[name](op, Path(src), Path(dst), bytes.fromhex(key_hex))
     elapsed = time.perf_counter() - start
-    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # age runs as a child
-    print(json.dumps({"seconds": elapsed, "peak_rss_kib": max(self_rss, kids_rss)}))
+    cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu + _cpu_seconds(resource.RUSAGE_CHILDREN)
+    rss = max(  # age runs as a child
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    print(json.dumps({"seconds": elapsed, "cpu_seconds": cpu, "peak_rss_kib": rss}))
 
 
 # ---------------------------------------------------------------- parent
 
 
-def measure(name: str, op: str, src: Path, dst: Path, key: bytes, repeat: int) -> dict:
-    """Best of `repeat` runs; dirty pages of earlier steps are flushed first so no contender
-    pays for another's write-back."""
-    runs = []
-    for _ in range(repeat):
-        os.sync()
-        runs.append(_measure_once(name, op, src, dst, key))
-    return min(runs, key=lambda run: run["seconds"])
-
-
 def _measure_once(name: str, op: str, src: Path, dst: Path, key: bytes) -> dict:
+    # A fresh output file for every run: ext4 flushes a file that was truncated and rewritten
+    # when it is closed, which would charge a repeat with a write-back the first run never paid.
+    dst.unlink(missing_ok=True)
+    os.sync()  # no contender pays for the write-back of an earlier step
     out = subprocess.run(
         [sys.executable, __file__, "--child", name, op, str(src), str(dst), key.hex()],
         check=True,
@@ -145,10 +152,70 @@ def _measure_once(name: str, op: str, src: Path, dst: Path, key: bytes) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run_rounds(names: list[str], src: Path, work: Path, repeat: int) -> dict[str, dict]:
+    """Best of `repeat` rounds. Every round runs each contender once, in a rotated order, so a
+    burst of load from elsewhere on the machine hits them all alike rather than one of them."""
+    keys = {name: os.urandom(32) for name in names}
+    runs: dict[str, dict[str, list[dict]]] = {n: {"encrypt": [], "decrypt": []} for n in names}
+    overhead: dict[str, int] = {}
+    want = _sha256(src)
+    for r in range(repeat):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        print(f"round {r + 1}/{repeat}: load average {_load()}", flush=True)
+        for name in order:
+            sub = work / name
+            sub.mkdir(exist_ok=True)
+            enc, dec = sub / "blob", sub / "plain.out"
+            runs[name]["encrypt"].append(_measure_once(name, "encrypt", src, enc, keys[name]))
+            runs[name]["decrypt"].append(_measure_once(name, "decrypt", enc, dec, keys[name]))
+            if _sha256(dec) != want:
+                sys.exit(f"{name}: decrypted output differs from the input")
+            overhead[name] = enc.stat().st_size - src.stat().st_size
+            dec.unlink()
+    best: dict[str, dict] = {}
+    for name, res in runs.items():
+        best[name] = {
+            op: min(res[op], key=lambda run: run["seconds"]) for op in ("encrypt", "decrypt")
+        }
+        best[name]["overhead"] = overhead[name]
+    return best
+
+
+def report(results: dict[str, dict], size: int, load_before: str, load_after: str) -> None:
+    mb = size / 1e6
+    print(f"load average (1/5/15 min): {load_before} before, {load_after} after")
+    print(
+        f"{'scheme':<13}{'enc MB/s':>9}{'dec MB/s':>9}{'enc CPU s':>10}{'dec CPU s':>10}"
+        f"{'RSS enc':>10}{'RSS dec':>10}{'overhead B':>12}"
+    )
+    for name, res in results.items():
+        e, d = res["encrypt"], res["decrypt"]
+        print(
+            f"{name:<13}{mb / e['seconds']:>9.0f}{mb / d['seconds']:>9.0f}"
+            f"{e['cpu_seconds']:>10.2f}{d['cpu_seconds']:>10.2f}"
+            f"{e['peak_rss_kib'] / 1024:>7.1f}MiB{d['peak_rss_kib'] / 1024:>7.1f}MiB"
+            f"{res['overhead']:>12}"
+        )
+    for mine in (n for n in results if n.startswith("cv1")):
+        base = results[mine]
+        for peer in (n for n in results if not n.startswith("cv1")):
+            r = results[peer]
+            print(
+                f"{mine} / {peer}: encrypt "
+                f"{r['encrypt']['seconds'] / base['encrypt']['seconds']:.2f}x, decrypt "
+                f"{r['decrypt']['seconds'] / base['decrypt']['seconds']:.2f}x "
+                "(speed ratio, above 1 means cv1 is faster)"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per step, best is kept")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, the best run is kept")
     parser.add_argument("--dir", default=None, help="scratch folder (default: a temp folder)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -172,46 +239,11 @@ def main() -> None:
         with open(src, "wb") as f:
             for _ in range(args.size_mib):
                 f.write(os.urandom(BLOCK))
-        want = _sha256(src)
-        print(f"input: {args.size_mib} MiB of random bytes, sha256 {want[:16]}...")
-        results: dict[str, dict[str, dict]] = {}
-        for name in names:
-            sub = work / name
-            sub.mkdir()
-            key = os.urandom(32)
-            enc, dec = sub / "blob", sub / "plain.out"
-            results[name] = {
-                "encrypt": measure(name, "encrypt", src, enc, key, args.repeat),
-                "decrypt": measure(name, "decrypt", enc, dec, key, args.repeat),
-            }
-            if _sha256(dec) != want:
-                sys.exit(f"{name}: decrypted output differs from the input")
-            results[name]["overhead"] = enc.stat().st_size - size
-            enc.unlink()
-            dec.unlink()
-
-    mb = size / 1e6
-    print(
-        f"{'scheme':<13}{'encrypt MB/s':>13}{'decrypt MB/s':>13}{'peak RSS enc':>14}"
-        f"{'peak RSS dec':>14}{'overhead B':>12}"
-    )
-    for name, res in results.items():
-        e, d = res["encrypt"], res["decrypt"]
-        print(
-            f"{name:<13}{mb / e['seconds']:>13.0f}{mb / d['seconds']:>13.0f}"
-            f"{e['peak_rss_kib'] / 1024:>11.1f}MiB{d['peak_rss_kib'] / 1024:>11.1f}MiB"
-            f"{res['overhead']:>12}"
-        )
-    base = results["cv1"]
-    for name in results:
-        if name.startswith("cv1"):
-            continue
-        r = results[name]
-        print(
-            f"cv1 / {name}: encrypt {r['encrypt']['seconds'] / base['encrypt']['seconds']:.2f}x"
-            f", decrypt {r['decrypt']['seconds'] / base['decrypt']['seconds']:.2f}x "
-            "(above 1 means cv1 is faster)"
-        )
+        print(f"input: {args.size_mib} MiB of random bytes, best of {args.repeat} rounds")
+        load_before = _load()
+        results = run_rounds(names, src, work, args.repeat)
+        load_after = _load()
+    report(results, size, load_before, load_after)
 
 
 if __name__ == "__main__":
