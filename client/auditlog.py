@@ -139,7 +139,8 @@ class AuditLog:
                 f"{what} has a bad signature or format: {exc}", received=text
             ) from exc
 
-    def _consistency(self, old: Checkpoint, new: Checkpoint, new_text: str) -> None:
+    def _consistency(self, old: Checkpoint, new: Checkpoint, new_text: str,
+                     **evidence: Any) -> None:
         reply = self._fetch(
             "/v1/log/proof/consistency",
             {"first": old.size, "second": new.size},
@@ -153,6 +154,7 @@ class AuditLog:
                 f"the log at size {new.size} is not an extension of the pinned size {old.size}",
                 received_checkpoint=new_text,
                 consistency_proof=[b64e(p) for p in proof or []],
+                **evidence,
             )
 
     def refresh(self) -> Checkpoint:
@@ -293,7 +295,9 @@ class AuditLog:
                 raise self._fail("the shared checkpoint and ours differ at one size (fork)",
                                  shared_checkpoint=other_text)
             return other
-        self._consistency(other, mine, self.pinned()[1])  # type: ignore[index]
+        # Both notes go into the evidence: together they prove the fork to anyone.
+        self._consistency(other, mine, self.pinned()[1],  # type: ignore[index]
+                          shared_checkpoint=other_text)
         return other
 
     def check_sharer_checkpoint(self, case_id: str, *, member_id: str, added_seq: int) -> str:
