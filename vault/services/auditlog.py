@@ -402,6 +402,10 @@ def current_checkpoint(db: DbLike, signer: LogSigner, *, now: datetime | None = 
     Before signing a new size the server checks that the tree still extends the last
     checkpoint it published, so a tampered database cannot make it sign a fork.
     """
+    # The last checkpoint first, then the tree: under READ COMMITTED (PostgreSQL, several
+    # server processes) each statement sees a newer snapshot, and a checkpoint another process
+    # signed between the two reads must not look like a tree that shrank.
+    previous = latest_checkpoint(db)
     size, root = tree_head(db)
     cached = db.execute(
         sa.select(LogCheckpoint.root_hash, LogCheckpoint.note).where(
@@ -412,7 +416,6 @@ def current_checkpoint(db: DbLike, signer: LogSigner, *, now: datetime | None = 
         if cached.root_hash != root:
             raise LogInconsistent("the tree no longer matches a checkpoint it signed")
         return cached.note
-    previous = latest_checkpoint(db)
     if previous is not None:
         if previous.tree_size > size:
             raise LogInconsistent("the tree is smaller than a checkpoint it signed")
