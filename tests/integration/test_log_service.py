@@ -208,3 +208,45 @@ def test_migration_puts_earlier_events_into_the_log(database_url, tmp_path):
         assert report.size == 3
     finally:
         engine.dispose()
+
+
+def test_remembered_head_is_used_only_when_the_database_confirms_it(database_url):
+    """Each connection remembers the head it wrote; a rolled-back append or another process's
+    append makes that memory stale, and the next append must notice, not fork or gap."""
+    upgrade_database(database_url)
+    engine = make_engine(database_url)
+    leaf = {n: auditlog.PendingLeaf(f"entry {n}".encode(), 5000 + i, None, None)
+            for i, n in enumerate("ABCDE")}
+    try:
+        with engine.connect() as one, engine.connect() as two:
+            base = auditlog.tree_head(one)[0]
+            one.rollback()  # end the read, so each step below is its own transaction
+            with one.begin():
+                assert auditlog.append_leaves(one, [leaf["A"]]) == [base]
+            with one.begin() as txn:
+                auditlog.append_leaves(one, [leaf["B"]])  # remembered, then rolled back
+                txn.rollback()
+            with two.begin():
+                assert auditlog.append_leaves(two, [leaf["C"]]) == [base + 1]
+            with one.begin():
+                assert auditlog.append_leaves(one, [leaf["D"]]) == [base + 2]
+            with one.begin():  # memory now matches: the one-statement path
+                assert auditlog.append_leaves(one, [leaf["E"]]) == [base + 3]
+            rows = one.execute(
+                sa.select(LogLeaf.entry).where(LogLeaf.leaf_index >= base)
+                .order_by(LogLeaf.leaf_index)
+            ).scalars().all()
+            assert rows == [b"entry A", b"entry C", b"entry D", b"entry E"]
+            size, root = auditlog.tree_head(one)
+            assert size == base + 4
+            prior = one.execute(
+                sa.select(LogLeaf.entry).where(LogLeaf.leaf_index < base)
+                .order_by(LogLeaf.leaf_index)
+            ).scalars().all()
+            assert merkle.root_of_entries([*prior, *rows]) == root
+            for index in range(size):
+                proof = auditlog.inclusion_proof(one, index=index, size=size)
+                entry = ([*prior, *rows])[index]
+                assert merkle.verify_inclusion(merkle.leaf_hash(entry), index, size, proof, root)
+    finally:
+        engine.dispose()

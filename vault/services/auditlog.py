@@ -96,21 +96,45 @@ _LEAVES = LogLeaf.__table__
 _NODES = LogNode.__table__
 
 
-def _lock_state(db: DbLike) -> tuple[int, list[bytes]]:
+# Built once: constructing statements per append cost more than executing them.
+_HEAD_CACHE = "casevault.log_head"
+_SELECT_HEAD_FOR_UPDATE = (
+    sa.select(_STATE.c.size, _STATE.c.frontier)
+    .where(_STATE.c.id == LOG_STATE_ID)
+    .with_for_update()
+)
+# A no-op write takes SQLite's single write lock before the head is read, in one step.
+_CLAIM_HEAD_SQLITE = (
+    sa.update(_STATE)
+    .where(_STATE.c.id == LOG_STATE_ID)
+    .values(size=_STATE.c.size)
+    .returning(_STATE.c.size, _STATE.c.frontier)
+)
+_MOVE_HEAD_IF = (
+    sa.update(_STATE)
+    .where(
+        _STATE.c.id == LOG_STATE_ID,
+        _STATE.c.size == sa.bindparam("old_size"),
+        _STATE.c.frontier == sa.bindparam("old_frontier"),
+    )
+    .values(size=sa.bindparam("new_size"), frontier=sa.bindparam("new_frontier"))
+)
+_INSERT_LEAVES = sa.insert(_LEAVES)
+_INSERT_NODES = sa.insert(_NODES)
+
+
+def _connection(db: DbLike) -> Connection:
+    # Core statements on the session's own connection (same transaction), without the ORM's
+    # per-statement autoflush and execution bookkeeping.
+    return db.connection() if isinstance(db, Session) else db
+
+
+def _lock_state(conn: Connection) -> tuple[int, list[bytes]]:
     """Read the log head under the lock that serialises appends across processes."""
-    if _dialect(db) == "postgresql":
-        query = sa.select(_STATE.c.size, _STATE.c.frontier).where(
-            _STATE.c.id == LOG_STATE_ID
-        ).with_for_update()
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(_SELECT_HEAD_FOR_UPDATE).one_or_none()
     else:
-        # A no-op write takes SQLite's single write lock before the head is read, in one step.
-        query = (
-            sa.update(_STATE)
-            .where(_STATE.c.id == LOG_STATE_ID)
-            .values(size=_STATE.c.size)
-            .returning(_STATE.c.size, _STATE.c.frontier)
-        )
-    row = db.execute(query).one_or_none()
+        row = conn.execute(_CLAIM_HEAD_SQLITE).one_or_none()
     if row is None:
         raise LogInconsistent("the log head row is missing")
     frontier = _split_frontier(row.frontier)
@@ -127,12 +151,8 @@ class PendingLeaf:
     actor_id: str | None
 
 
-def append_leaves(db: DbLike, leaves: Sequence[PendingLeaf]) -> list[int]:
-    """Append leaves in order inside the caller's transaction; returns their indices."""
-    if not leaves:
-        return []
-    size, frontier = _lock_state(db)
-    leaf_rows, node_rows, indices = [], [], []
+def _extend(size: int, frontier: list[bytes], leaves: Sequence[PendingLeaf]):
+    leaf_rows, node_rows = [], []
     for leaf in leaves:
         lh = merkle.leaf_hash(leaf.entry)
         frontier, completed = merkle.append_to_frontier(frontier, size, lh)
@@ -147,18 +167,59 @@ def append_leaves(db: DbLike, leaves: Sequence[PendingLeaf]) -> list[int]:
             }
         )
         node_rows.extend({"level": lv, "index": ix, "hash": h} for lv, ix, h in completed)
-        indices.append(size)
         size += 1
-    # Core statements on the tables: the ORM's bulk path costs more than the SQL here.
-    db.execute(sa.insert(_LEAVES), leaf_rows)
+    return size, frontier, leaf_rows, node_rows
+
+
+def append_leaves(db: DbLike, leaves: Sequence[PendingLeaf]) -> list[int]:
+    """Append leaves in order inside the caller's transaction; returns their indices.
+
+    Each pooled connection remembers the head it last wrote. The append first tries to move
+    the head from that remembered state with one conditional UPDATE, which takes the same
+    lock as reading it (the row lock on PostgreSQL, the write lock on SQLite). The condition
+    names the whole head (size and compact range, a hash of every entry), so it only matches
+    if no other process appended meanwhile and no rolled-back transaction is remembered;
+    otherwise the head is read under the lock and the append proceeds as before. One
+    statement saved per append, and nothing is trusted that the database did not confirm.
+    """
+    if not leaves:
+        return []
+    conn = _connection(db)
+    first = None
+    cached = conn.info.get(_HEAD_CACHE)
+    if cached is not None:
+        size, frontier = cached
+        new_size, new_frontier, leaf_rows, node_rows = _extend(size, list(frontier), leaves)
+        moved = conn.execute(
+            _MOVE_HEAD_IF,
+            {
+                "old_size": size,
+                "old_frontier": b"".join(frontier),
+                "new_size": new_size,
+                "new_frontier": b"".join(new_frontier),
+            },
+        )
+        if moved.rowcount == 1:
+            first = size
+    if first is None:
+        conn.info.pop(_HEAD_CACHE, None)
+        size, frontier = _lock_state(conn)
+        new_size, new_frontier, leaf_rows, node_rows = _extend(size, frontier, leaves)
+        conn.execute(
+            _MOVE_HEAD_IF,
+            {
+                "old_size": size,
+                "old_frontier": b"".join(frontier),
+                "new_size": new_size,
+                "new_frontier": b"".join(new_frontier),
+            },
+        )
+        first = size
+    conn.execute(_INSERT_LEAVES, leaf_rows)
     if node_rows:
-        db.execute(sa.insert(_NODES), node_rows)
-    db.execute(
-        sa.update(_STATE)
-        .where(_STATE.c.id == LOG_STATE_ID)
-        .values(size=size, frontier=b"".join(frontier))
-    )
-    return indices
+        conn.execute(_INSERT_NODES, node_rows)
+    conn.info[_HEAD_CACHE] = (new_size, tuple(new_frontier))
+    return list(range(first, new_size))
 
 
 _RECORDED = "casevault.log_indices"
