@@ -7,11 +7,9 @@ BLOCK_SIZE whatever the file size. The true plaintext size travels in the encryp
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import queue
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -123,49 +121,6 @@ class _Pipeline:
 
 
 _EMPTY = memoryview(b"")
-WRITEBACK_STEP = 16 * 1024 * 1024
-_SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writing the range back, do not wait
-
-
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
-
-
-_sync_file_range = _load_sync_file_range()
-
-
-class _WritebackFile:
-    """A file that asks the kernel to start writing its data to disk every WRITEBACK_STEP bytes.
-
-    The fsync before the rename then waits for the last few MiB instead of the whole file, and
-    the disk works while we decrypt. Only a hint (Linux): the fsync is what makes the file
-    durable, and it still runs once at the end.
-    """
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self._fd = f.fileno()
-        self._written = 0
-        self._flushed = 0
-
-    def write(self, data: memoryview | bytes) -> int:
-        n = self._f.write(data)
-        self._written += n
-        if _sync_file_range is not None and self._written - self._flushed >= WRITEBACK_STEP:
-            self._f.flush()
-            _sync_file_range(
-                self._fd, self._flushed, self._written - self._flushed, _SYNC_FILE_RANGE_WRITE
-            )
-            self._flushed = self._written
-        return n
 
 
 def _readinto(src: BinaryIO, view: memoryview) -> int:
@@ -366,7 +321,7 @@ def decrypt_to_path(
         with os.fdopen(fd, "wb") as out:
             result = decrypt_stream(
                 src,
-                _WritebackFile(out),  # type: ignore[arg-type]
+                out,
                 file_key,
                 case_id=case_id,
                 file_id=file_id,
@@ -377,6 +332,8 @@ def decrypt_to_path(
                 expected_blob_sha256 is not None and result.blob_sha256 != expected_blob_sha256
             ):
                 raise IntegrityError("file")
+            # Once, at the end: the rename must never publish a file the disk does not hold.
+            # (Starting write-back early with sync_file_range was measured and did not help.)
             out.flush()
             os.fsync(out.fileno())
         if overwrite:

@@ -6,7 +6,6 @@ import errno
 import hashlib
 import io
 import os
-import sys
 import threading
 
 import pytest
@@ -174,27 +173,3 @@ def test_tampering_deep_in_a_long_stream_fails_and_leaves_nothing(tmp_path):
         )
     assert list(tmp_path.iterdir()) == []
     assert not _stream_threads()
-
-
-def test_decrypt_to_path_with_early_writeback(tmp_path, monkeypatch):
-    # A small step so the writeback hint runs many times on a small file.
-    monkeypatch.setattr(cv1_stream, "WRITEBACK_STEP", 64 * 1024)
-    if sys.platform.startswith("linux"):
-        assert cv1_stream._sync_file_range is not None
-    data = os.urandom(3 * BLOCK_SIZE + 999)
-    blob, res = _enc(data)
-    dest = tmp_path / "out.bin"
-    got = decrypt_to_path(
-        io.BytesIO(blob),
-        dest,
-        KEY,
-        case_id=CASE,
-        file_id=FILE,
-        version=1,
-        plaintext_size=len(data),
-        expected_sha256=res.plaintext_sha256,
-        expected_blob_sha256=res.blob_sha256,
-    )
-    assert got == res
-    assert dest.read_bytes() == data
-    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
