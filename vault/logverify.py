@@ -64,6 +64,7 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
     leaf_event_ids: set[int] = set()
     checkpoints = {r.tree_size: r for r in conn.execute(sa.select(LogCheckpoint)).all()}
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
+    nodes = _NodeStreams(conn)
     frontier: list[bytes] = []
     size = 0
     for batch in _batches(conn, sa.select(LogLeaf), LogLeaf.leaf_index):
@@ -86,8 +87,8 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
             if leaf.leaf_hash != lh:
                 report.problem(f"leaf {size}: stored leaf hash does not match its entry")
             frontier, completed = merkle.append_to_frontier(frontier, size, lh)
-            if completed:
-                _check_nodes(conn, report, completed)
+            for level, index, h in completed:
+                nodes.check(report, level, index, h)
             size += 1
             if size in checkpoints:
                 roots[size] = merkle.root_from_frontier(frontier)
@@ -127,19 +128,41 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
     return report
 
 
-def _check_nodes(conn: Connection, report: LogReport, completed) -> None:
-    stored = {
-        (r.level, r.index): r.hash
-        for r in conn.execute(
-            sa.select(LogNode).where(
-                sa.or_(
-                    *(sa.and_(LogNode.level == lv, LogNode.index == ix) for lv, ix, _ in completed)
-                )
-            )
-        )
-    }
-    for level, index, h in completed:
-        if stored.get((level, index)) != h:
+class _NodeStreams:
+    """The stored nodes of each level, read in index order a batch at a time.
+
+    Appending leaves in order completes the nodes of every level in index order, so one
+    ordered stream per level (about log2 n of them) checks every node with no query per node.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._streams: dict[int, Iterator[sa.Row]] = {}
+        self._ahead: dict[int, sa.Row | None] = {}
+
+    def _stream(self, level: int) -> Iterator[sa.Row]:
+        query = sa.select(LogNode.index, LogNode.hash).where(LogNode.level == level)
+        for batch in _batches(self._conn, query, LogNode.index):
+            yield from batch
+
+    def _peek(self, level: int) -> sa.Row | None:
+        if level not in self._ahead:
+            stream = self._streams.setdefault(level, self._stream(level))
+            self._ahead[level] = next(stream, None)
+        return self._ahead[level]
+
+    def check(self, report: LogReport, level: int, index: int, expected: bytes) -> None:
+        row = self._peek(level)
+        # Rows below the index the entries reach are nodes no entry produces: skip them (the
+        # node count check reports the surplus); a row beyond it means this node is missing.
+        while row is not None and row.index < index:
+            del self._ahead[level]
+            row = self._peek(level)
+        if row is None or row.index != index:
+            report.problem(f"stored node ({level}, {index}) does not match the entries")
+            return
+        del self._ahead[level]
+        if row.hash != expected:
             report.problem(f"stored node ({level}, {index}) does not match the entries")
 
 

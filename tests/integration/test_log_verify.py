@@ -122,3 +122,18 @@ def test_missing_log_key_is_an_error_not_a_new_key(server, capsys, tmp_path):
     code, output = _run(other, capsys)
     assert code == 1 and "no log key" in output
     assert not (tmp_path / "empty" / auditlog.LOG_KEY_FILE).exists()
+
+
+def test_deleted_node_is_reported_once_and_the_rest_still_checks(server, capsys):
+    settings, sessions = server
+    with sessions() as db:
+        db.execute(sa.delete(LogNode).where(LogNode.level == 1, LogNode.index == 2))
+        db.commit()
+    code, output = _run(settings, capsys)
+    assert code == 1
+    problems = [line for line in output.splitlines() if line.startswith("PROBLEM")]
+    # 14 leaves have 7 + 3 + 1 perfect subtrees above the leaves; the others still match.
+    assert problems == [
+        "PROBLEM: stored node (1, 2) does not match the entries",
+        "PROBLEM: 10 stored nodes where the tree has 11",
+    ]
