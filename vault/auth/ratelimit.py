@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,6 +70,13 @@ def reset(factory: sessionmaker[Session], *, bucket: str) -> None:
     """Forget the attempts of a bucket (after a successful login to that account)."""
     try:
         with factory() as db, db.begin():
-            db.execute(delete(RateLimitBucket).where(RateLimitBucket.bucket == bucket))
+            # Zero the row rather than delete it: a concurrent hit() that has just made sure the
+            # row exists would otherwise find it gone, update nothing and refuse a fair attempt.
+            db.execute(
+                update(RateLimitBucket)
+                .where(RateLimitBucket.bucket == bucket)
+                .values(count=0)
+                .execution_options(synchronize_session=False)
+            )
     except SQLAlchemyError as exc:
         raise ServiceUnavailable("attempt counting is unavailable; try again later") from exc
