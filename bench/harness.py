@@ -188,23 +188,24 @@ def client_env(server: ServerProc, home: Path) -> dict[str, str]:
 
 
 def run_rss(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, int, str]:
-    """Run a command to completion; returns (seconds, its own peak RSS in KiB, stderr tail)."""
+    """Run a command to completion; returns (seconds, its own peak RSS in KiB, stdout).
+
+    The peak comes from GNU time, not from our own wait4: on Linux a child forked from this
+    process starts with this process's high-water mark, which would be counted as its own.
+    """
     import tempfile
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
-        # wait4 gives this child's own rusage, unlike RUSAGE_CHILDREN (a max over all children).
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        tail = err.read().decode(errors="replace")[-2000:]
-        out.seek(0)
-        stdout = out.read().decode(errors="replace")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} exited {proc.returncode}: {tail}")
-    return elapsed, usage.ru_maxrss, stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err, rss = (Path(tmp) / n for n in ("out", "err", "rss"))
+        with out.open("wb") as o, err.open("wb") as e:
+            start = time.perf_counter()
+            rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss), *map(str, cmd)],
+                                env=env, cwd=cwd, stdout=o, stderr=e).returncode
+            elapsed = time.perf_counter() - start
+        tail = err.read_text(errors="replace")[-2000:]
+        if rc != 0:
+            raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} exited {rc}: {tail}")
+        return elapsed, int(rss.read_text().split()[-1]), out.read_text(errors="replace")
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
