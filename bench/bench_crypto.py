@@ -8,6 +8,18 @@ once, and the best of the rounds is kept. `cv1` decrypts through decrypt_to_path
 its temporary file before the rename (the download's durability guarantee); `cv1-no-fsync`
 decrypts into the output file directly, as age and secretstream do here. The script installs
 nothing: when `age` is not on PATH it says so and carries on with the other two.
+
+What the cv1 stream does, and why (measured with this script and in-process timings):
+- cv1 costs about 2 CPU ns per byte against age's 1-1.4: two SHA-256 passes (blob and
+  plaintext, 0.6 ns/B each with SHA-NI) outweigh the cipher (0.4 ns/B). So the caller only
+  reads and runs the cipher; each hash and the write run on their own thread (hashlib, file
+  writes and Cobblestone all release the GIL: two threads on two independent streams ran 1.7x
+  one). Buffers are preallocated and reused (readinto, update_into).
+- 256 KiB blocks with 6 in flight did better on busy cores than 1 or 4 MiB blocks with 2-6.
+- Cobblestone cannot spread one stream's cipher over cores: pyca/cryptography exposes only
+  update/finalize, no chunk or seek API, and we do not write chunk code of our own.
+- Starting write-back early (sync_file_range every 16 MiB) before decrypt_to_path's single
+  fsync gave no measurable gain on this disk and was dropped.
 """
 
 from __future__ import annotations
