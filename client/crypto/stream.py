@@ -29,9 +29,9 @@ LABEL_FILE_CONTENT = "cv1/file-content"
 PERSON_CONTENT = b"cv1/content"
 CHUNK_SIZE = 16 * 1024  # Cobblestone's chunk: 16 KiB plaintext + 16-byte tag
 COBBLESTONE_OVERHEAD = 56
-# One read, one cipher call, one write. Measured on 2 busy cores (bench/bench_crypto.py):
-# 256 KiB blocks with 6 in flight beat 1 and 4 MiB blocks with 2-6 in flight; the CPU cost per
-# byte is the same, but a deeper queue of smaller blocks rides out a descheduled thread.
+# One read, one cipher call, one write. On 2 busy cores, 256 KiB blocks with 6 in flight did
+# better in most runs than 1 or 4 MiB blocks with 2-6 (noisy figures); the CPU cost per byte is
+# the same, and a deeper queue of smaller blocks rides out a descheduled thread.
 BLOCK_SIZE = 256 * 1024
 READ_SIZE = BLOCK_SIZE  # older name, kept for callers
 # The cipher buffers up to one chunk between calls, so its output can exceed its input by a
