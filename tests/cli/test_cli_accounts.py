@@ -37,8 +37,12 @@ def test_register_human_output_shows_every_code_with_a_warning(laptop) -> None:
         head.append(line)
         if "otpauth://" in line:
             lawyer.totp_uri = line.split("URI:", 1)[1].strip()
-    rest, err = proc.communicate(lawyer.totp_now() + "\n", timeout=120)
-    assert proc.returncode == 0, err
+    # Not communicate(): it reads the pipe underneath lines readline() already buffered.
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(lawyer.totp_now() + "\n")
+    proc.stdin.close()
+    rest = "".join(head) + proc.stdout.read()
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
     assert "RECOVERY CODE (shown only this once" in rest
     assert "TOTP RECOVERY CODES (shown only this once" in rest
     codes = [w for w in rest.split() if TOTP_RECOVERY_CODE.match(w)]
