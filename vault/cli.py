@@ -6,6 +6,7 @@ Errors are one line on stderr with a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +18,6 @@ from vault.config import Settings
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The data folder holds the database, blobs and the server's own keys: nothing the server
+    # creates there is for other local users to read, whatever the caller's umask.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
