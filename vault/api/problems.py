@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import errors
@@ -105,6 +106,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, code, title, headers=dict(exc.headers or {}))
 
 
+# Seconds a client should wait when the database is unreachable (a restart takes a few).
+DATABASE_RETRY_AFTER = 5
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Lost or refused database connections are an outage, not a bug: a 503 the client may
+    # retry, with no detail about the database, logged once without a traceback.
+    log.warning("database unavailable request_id=%s: %s", request_id(request), type(exc).__name__)
+    return problem(
+        503,
+        errors.ServiceUnavailable.code,
+        errors.ServiceUnavailable.title,
+        "the server cannot reach its database; try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     rid = request_id(request)
     log.error("unhandled error request_id=%s", rid, exc_info=exc)
@@ -123,4 +141,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.VaultError, _vault_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)
