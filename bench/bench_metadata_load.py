@@ -123,7 +123,9 @@ def run_wrk(url: str, token: str | None, seconds: int, connections: int) -> dict
         cmd += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True,
                          timeout=seconds + 60).stdout
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)\s*$", out, re.M))
+    if set(pct) != {"50", "99"}:
+        raise RuntimeError(f"no latency distribution in wrk's output:\n{out}")
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)$", out, re.M)
     return {

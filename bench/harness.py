@@ -154,7 +154,9 @@ class PgSchema:
         import sqlalchemy as sa
 
         self.name = "bench_" + secrets.token_hex(6)
-        self._admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
+        # pre_ping: the schema is dropped after a database restart too.
+        self._admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT",
+                                       pool_pre_ping=True)
         with self._admin.connect() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{self.name}"'))
         sep = "&" if "?" in base_url else "?"

@@ -1,10 +1,13 @@
-"""PostgreSQL restarted under load: requests fail cleanly (503 problem+json, never a 500 or a
-traceback) and succeed again once it is back.
+"""PostgreSQL gone and back under load: requests fail cleanly (503 problem+json, never a 500 or
+a traceback) and succeed again once it is back.
 
-    python -m bench.reliability_pg_restart [--database-url URL] [--threads 4]
+    python -m bench.reliability_pg_restart [--database-url URL] [--threads 4] [--real-restart]
 
-Restarts the machine's shared cluster once (`pg_ctlcluster --skip-systemctl-redirect 15 main
-restart`), so run it rarely and on purpose. Exits non-zero on a 5xx other than 503, on a reply
+By default the server reaches PostgreSQL through a TCP relay in this process, and the outage is
+the relay cutting every connection and refusing new ones for OUTAGE_SECONDS: what the server sees
+of a restart, without disturbing anyone else using the cluster. --real-restart restarts the
+machine's shared cluster instead (`pg_ctlcluster --skip-systemctl-redirect 15 main restart`), so
+use it rarely and on purpose. Exits non-zero on a 5xx other than 503, on a reply
 that is not problem+json, when requests do not succeed again within RECOVERY_SECONDS of the
 restart, or when a file uploaded before the restart does not round-trip after it.
 """
@@ -12,7 +15,9 @@ restart, or when a file uploaded before the restart does not round-trip after it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,9 +31,68 @@ import httpx
 from bench.harness import PG_DEFAULT, PgSchema, ServerProc, new_lawyer, write_random_file
 
 RESTART = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"]
+OUTAGE_SECONDS = 3.0
 BEFORE_SECONDS = 3.0
 RECOVERY_SECONDS = 10.0
 AFTER_SECONDS = 12.0
+
+
+class Relay:
+    """A TCP relay 127.0.0.1:port -> target; `outage()` drops every connection for a while."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.down = threading.Event()
+        self.closed = threading.Event()
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down.is_set():
+                client.close()  # refused while "restarting"
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def outage(self, seconds: float) -> None:
+        self.down.set()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+        time.sleep(seconds)
+        self.down.clear()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        self.outage(0)
 
 
 def _load(url: str, token: str, paths: list[str], stop: threading.Event,
@@ -48,16 +112,26 @@ def _load(url: str, token: str, paths: list[str], stop: threading.Event,
             time.sleep(0.01)
 
 
-def run(base_url: str, threads: int, root: Path) -> tuple[list[str], str]:
+def run(base_url: str, threads: int, root: Path, real_restart: bool) -> tuple[list[str], str]:
     import os
+    from urllib.parse import urlsplit, urlunsplit
 
     from bench.harness import sha256_file
 
     os.environ["CASEVAULT_TEST_INSECURE_KDF"] = "1"
     pg = PgSchema(base_url)
-    server = ServerProc(root / "server", database_url=pg.url).start()
+    url = pg.url
+    relay = None
+    if not real_restart:
+        parts = urlsplit(pg.url)
+        relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
+        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port or 5432}",
+                                      f"127.0.0.1:{relay.port}")
+        url = urlunsplit(parts._replace(netloc=netloc))
+    server = ServerProc(root / "server", database_url=url)
     problems: list[str] = []
     try:
+        server.start()
         vault, _ = new_lawyer(server.url, root / "home")
         case_id = vault.create_case("R v Restart")
         src = root / "before.bin"
@@ -73,7 +147,10 @@ def run(base_url: str, threads: int, root: Path) -> tuple[list[str], str]:
             w.start()
         time.sleep(BEFORE_SECONDS)
         t_restart = time.monotonic()
-        subprocess.run(RESTART, check=True, capture_output=True, timeout=120)
+        if relay is None:
+            subprocess.run(RESTART, check=True, capture_output=True, timeout=120)
+        else:
+            relay.outage(OUTAGE_SECONDS)
         t_back = time.monotonic()
         time.sleep(AFTER_SECONDS)
         stop.set()
@@ -95,15 +172,20 @@ def run(base_url: str, threads: int, root: Path) -> tuple[list[str], str]:
         vault.get(case_id, before["file_id"], output=out)
         if sha256_file(out) != sha:
             problems.append("the file uploaded before the restart does not round-trip")
-        if "Traceback" in server.log_text():
-            problems.append("the server log shows a traceback")
-        text = (f"{len(samples)} requests, statuses {dict(statuses)}; restart took "
+        log_text = server.log_text()
+        if "Traceback" in log_text:
+            first = log_text[log_text.index("Traceback"):][:4000]
+            problems.append(f"the server log shows a traceback:\n{first}")
+        text = (f"{'restart' if relay is None else 'relay outage'}: {len(samples)} requests, "
+                f"statuses {dict(statuses)}; the outage lasted "
                 f"{t_back - t_restart:.1f} s; first success "
                 + (f"{recovered - t_back:.1f} s after PostgreSQL was back" if recovered
                    else "never"))
         return problems, text
     finally:
         server.stop()
+        if relay is not None:
+            relay.close()
         pg.drop()
 
 
@@ -111,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=PG_DEFAULT)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--real-restart", action="store_true",
+                        help="restart the shared cluster instead of cutting a relay")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="cv-pgrestart-"))
     try:
-        problems, text = run(args.database_url, args.threads, root)
+        problems, text = run(args.database_url, args.threads, root, args.real_restart)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(text)

@@ -5,8 +5,9 @@
 Each one runs in its own subprocess (so peak memory and failures stay its own), its output
 streams through, and a summary table closes the run. The exit status is non-zero when any of
 them failed. --quick shrinks sizes and durations for a smoke run; the figures in BENCHMARKS.md
-come from the full run. --with-pg-restart restarts the machine's PostgreSQL cluster once, which
-disturbs everyone using it, so it is never part of the default run.
+come from the full run. With --postgres the PostgreSQL outage is a relay cut in front of the
+database; --with-pg-restart restarts the machine's cluster instead, which disturbs everyone
+using it, so it is never part of the default run.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                       ["-m", "bench.reliability_load", "--clients", "8" if q else "50",
                        "--seconds", "10" if q else "60", "--servers", "2",
                        "--database-url", args.postgres]))
-    if args.with_pg_restart:
-        steps.append(("reliability: PostgreSQL restart under load",
+    if args.postgres or args.with_pg_restart:
+        restart = ["--real-restart"] if args.with_pg_restart else []
+        steps.append(("reliability: PostgreSQL gone and back under load",
                       ["-m", "bench.reliability_pg_restart", "--database-url",
-                       args.postgres or PG_DEFAULT]))
+                       args.postgres or PG_DEFAULT, *restart]))
     return steps
 
 
