@@ -3,7 +3,9 @@ secrets; the slow hash means a stolen database still costs an attacker per guess
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -11,6 +13,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 # Cheap parameters for the test-only switch: argon2id, 1 pass, 8 MiB.
 _TEST_TIME_COST = 1
 _TEST_MEMORY_KIB = 8 * 1024
+
+# Argon2 hashes at a time. Each one is all CPU (and several threads); a burst of logins left
+# unbounded takes every core and stalls every other request. One core stays free for them.
+MAX_CONCURRENT_HASHES = max(1, (os.cpu_count() or 2) - 1)
 
 
 class SecretHasher:
@@ -25,13 +31,17 @@ class SecretHasher:
             self._ph = PasswordHasher()  # RFC 9106 low-memory profile
         # Verified against when the account is unknown, so timing does not tell.
         self._dummy_hash = self._ph.hash(secrets.token_bytes(32))
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
 
     def hash(self, secret: bytes) -> str:
-        return self._ph.hash(secret)
+        with self._slots:
+            return self._ph.hash(secret)
 
     def verify(self, stored_hash: str | None, secret: bytes) -> bool:
         try:
-            return self._ph.verify(stored_hash or self._dummy_hash, secret) and bool(stored_hash)
+            with self._slots:
+                ok = self._ph.verify(stored_hash or self._dummy_hash, secret)
+            return ok and bool(stored_hash)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
