@@ -313,8 +313,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                    ("GET /v1/me (session check)", "/v1/me", token),
                    (f"list {args.files} files", f"/v1/cases/{big}/files", token),
                    ("list 10 files", f"/v1/cases/{small}/files", token)]
-        results["load"] = {label: load(server.url + path, tok, args.seconds, args.connections)
-                           for label, path, tok in targets}
+        results["load"] = {} if args.skip_load else {
+            label: load(server.url + path, tok, args.seconds, args.connections)
+            for label, path, tok in targets}
         users = register_login_users(server.url, scratch / "logins", args.logins)
         probes = {}
         for label, path in (("list 10 files", f"/v1/cases/{small}/files"),
@@ -333,7 +334,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 def report(r: dict) -> str:
     rows = []
-    bare = r["load"]["bare FastAPI route"]["rps"]
+    bare = r["load"].get("bare FastAPI route", {}).get("rps", 1.0)
     for label, m in r["load"].items():
         rows.append([label, f"{m['rps']:.1f}", f"{m['p50_ms']:.1f}", f"{m['p99_ms']:.1f}",
                      f"{m['rps'] / bare:.3f}x", m["requests"], m["non_2xx"]])
@@ -366,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="test-only argon2 cost (default: the real cost)")
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL base URL (a fresh schema is made); default SQLite")
+    parser.add_argument("--skip-load", action="store_true",
+                        help="only the logins part (no wrk runs)")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.cheap_kdf:
