@@ -244,6 +244,34 @@ class AuditLog:
                                  entry=entry.decode("utf-8", "replace"))
         return self.add_receipt(index, entry)
 
+    def find_own_entry(self, expect: dict[str, Any], expect_detail: dict[str, Any], *,
+                       start: int = 0) -> int:
+        """Index of the user's own entry matching `expect` (and its detail), searched from
+        `start` in the server's list of the user's own events; for a receipt whose reply was
+        lost. The caller still proves it with `fetch_receipt`."""
+        cursor: int | None = start
+        while cursor is not None:
+            reply = self._fetch("/v1/log/entries", {"start": cursor, "limit": _PAGE},
+                                "your own entries")
+            rows = reply.get("entries") if isinstance(reply, dict) else None
+            if not isinstance(rows, list):
+                raise self._fail("the server sent a malformed entry list")
+            for row in rows:
+                index = row.get("index") if isinstance(row, dict) else None
+                if not isinstance(index, int) or index < cursor:
+                    raise self._fail("the server sent an entry outside the requested range")
+                record = _parse_entry(_b64_entry(row.get("entry")))
+                detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
+                if (all(record.get(k) == v for k, v in expect.items())
+                        and all(detail.get(k) == v for k, v in expect_detail.items())):
+                    return index
+                cursor = index + 1
+            nxt = reply.get("next")
+            cursor = nxt if isinstance(nxt, int) and rows and nxt >= cursor else None
+        raise self._fail(f"the server's log has no entry of your own {expect.get('action')}",
+                         expected=json.dumps({**expect, "detail": expect_detail},
+                                             sort_keys=True))
+
     def verify_all(self) -> dict[str, Any]:
         """Advance the pin through a consistency proof, then re-prove every receipt."""
         before = self.pinned()

@@ -159,7 +159,8 @@ def cmd_case_list(args: argparse.Namespace) -> None:
 
 
 def cmd_put(args: argparse.Namespace) -> None:
-    results = _vault(args).put(args.case_id, [Path(p) for p in args.paths])
+    results = _vault(args).put(args.case_id, [Path(p) for p in args.paths],
+                               file_id=args.file_id)
     out.emit(args, results, out.table(results, ["file_id", "version", "size", "name", "sha256"]))
 
 
@@ -198,6 +199,11 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     result = _vault(args).revoke(args.case_id, args.username)
     out.emit(args, result, f"Removed {result['username']}; new files use key generation "
              f"{result['generation']}. They keep what they could already read.")
+
+
+def cmd_role(args: argparse.Namespace) -> None:
+    result = _vault(args).set_role(args.case_id, args.username, args.role)
+    out.emit(args, result, f"{result['username']} is now {result['role']} of the case.")
 
 
 def cmd_members(args: argparse.Namespace) -> None:
@@ -291,6 +297,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = add("put", cmd_put, "encrypt and upload files")
     p.add_argument("case_id")
     p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--file-id", metavar="FILE_ID",
+                   help="upload the one PATH as the next version of this existing file")
 
     p = add("ls", cmd_ls, "list the files of a case")
     p.add_argument("case_id")
@@ -314,6 +322,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p = add("revoke", cmd_revoke, "remove a colleague from a case (rotates the case key)")
     p.add_argument("case_id")
     p.add_argument("username")
+
+    p = add("role", cmd_role, "change a member's role in a case")
+    p.add_argument("case_id")
+    p.add_argument("username")
+    p.add_argument("role", choices=["viewer", "editor", "owner"])
 
     p = add("members", cmd_members, "list the members of a case")
     p.add_argument("case_id")

@@ -13,7 +13,9 @@ What is kept here, and what is not:
   the one-time TOTP recovery codes it spent; the server takes each once and answers a reused
   one with its generic refusal.
 - cases/: per case, the membership log, usernames and our sealed key grants as last verified,
-  so `case list` need not fetch them again while the server reports the same log head.
+  so `case list` need not fetch them again while the server reports the same log head; and
+  (`<case>.files.json`, not a cache) the highest verified version of every file seen and
+  whether its deletion was seen, so a server that rolls a file back or hides it is caught.
 - transfers/: resume state of interrupted uploads and downloads (no key material).
 The audit log's pinned checkpoint and receipts live in the same folder, kept by client.auditlog.
 """
@@ -21,6 +23,7 @@ The audit log's pinned checkpoint and receipts live in the same folder, kept by 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -320,6 +323,49 @@ class Keystore:
 
     def drop_case_cache(self, case_id: str) -> None:
         self._remove(self._case_file(case_id))
+
+    # ------------------------------------------------------------ file versions seen
+
+    def _files_seen_path(self, case_id: str) -> Path:
+        path = self.ensure() / self._case_file(case_id).replace(".json", ".files.json")
+        path.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        return path
+
+    def files_seen(self, case_id: str) -> dict[str, dict[str, Any]]:
+        """file id -> {"version": highest verified version, "deleted": tombstone verified}."""
+        path = self._files_seen_path(case_id)
+        try:
+            obj = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            # Unlike the case cache this is evidence: forgetting it would let a rollback pass.
+            raise KeystoreError(f"{path} is damaged") from exc
+        if not isinstance(obj, dict) or not all(
+                isinstance(v, dict) and isinstance(v.get("version"), int)
+                and isinstance(v.get("deleted"), bool) for v in obj.values()):
+            raise KeystoreError(f"{path} is damaged")
+        return obj
+
+    def record_files_seen(self, case_id: str, seen: dict[str, tuple[int, bool]]) -> None:
+        """Merge verified (version, deleted) facts; versions only rise, deletions stay."""
+        if not seen:
+            return
+        path = self._files_seen_path(case_id)
+        # A lock around read-merge-write, so two commands of the same lawyer never lose a fact.
+        with open(path.with_suffix(".lock"), "a") as lock:
+            os.fchmod(lock.fileno(), FILE_MODE)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            known = self.files_seen(case_id)
+            changed = False
+            for file_id, (version, deleted) in seen.items():
+                old = known.get(file_id, {"version": 0, "deleted": False})
+                new = {"version": max(old["version"], version),
+                       "deleted": old["deleted"] or deleted}
+                if new != old:
+                    known[file_id], changed = new, True
+            if changed:
+                atomic_write_json(path, known)
 
     # ------------------------------------------------------------ transfer state
 

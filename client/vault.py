@@ -354,11 +354,16 @@ class Vault:
     def revoke(self, case_id: str, username: str) -> dict[str, Any]:
         return self._cases().revoke(case_id, username)
 
+    def set_role(self, case_id: str, username: str, role: str) -> dict[str, Any]:
+        return self._cases().set_role(case_id, username, role)
+
     def audit(self, case_id: str) -> list[dict[str, Any]]:
         return self._cases().audit(case_id)
 
-    def put(self, case_id: str, paths: list[Any]) -> list[dict[str, Any]]:
-        return self._files().put(case_id, paths)
+    def put(self, case_id: str, paths: list[Any], *,
+            file_id: str | None = None) -> list[dict[str, Any]]:
+        """Upload files; with `file_id`, one path becomes the next version of that file."""
+        return self._files().put(case_id, paths, file_id=file_id)
 
     def ls(self, case_id: str) -> list[dict[str, Any]]:
         return self._files().ls(case_id)

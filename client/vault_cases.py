@@ -329,6 +329,24 @@ class CaseOps:
                      detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "generation": new_gen}
 
+    def set_role(self, case_id: str, username: str, role: str) -> dict[str, Any]:
+        """Change a member's role (a signed `role` entry; the case key stays the same)."""
+        ctx = self.load(case_id)
+        if ctx.role() != "owner":
+            raise VaultError("only an owner of the case can change roles")
+        target: Member | None = next(
+            (m for m in ctx.state.members.values() if ctx.username(m.user_id) == username), None)
+        if target is None:
+            raise VaultError(f"{username} is not a member of this case")
+        if target.role == role:
+            raise VaultError(f"{username} is already {role} of this case")
+        index = self._append(ctx, action="role", subject=target.user_id,
+                             subject_fp=target.fingerprint, role=role,
+                             generation=ctx.generation, key_link=b"", grants=[])
+        self.receipt(index, expect={"action": "case:member:role_changed", "case_id": case_id},
+                     detail={"subject": target.user_id})
+        return {"case_id": case_id, "username": username, "role": role}
+
     def audit(self, case_id: str) -> list[dict[str, Any]]:
         ctx = self.load(case_id)
         try:

@@ -227,9 +227,11 @@ def decrypt_stream(
     file_id: str,
     version: int,
     plaintext_size: int,
+    hash_blob: bool = True,
 ) -> StreamResult:
     """Decrypt src into dst. Chunks reach dst before the end is authenticated, so dst MUST be
-    a scratch file that is discarded on error (decrypt_to_path does that)."""
+    a scratch file that is discarded on error (decrypt_to_path does that). Without
+    `hash_blob` the result's blob_sha256 is empty (the caller hashed the blob already)."""
     if not isinstance(plaintext_size, int) or plaintext_size < 0:
         raise IntegrityError("file")
     key = _content_key(file_key)
@@ -238,18 +240,19 @@ def decrypt_stream(
         raise IntegrityError("file")
     dec = Cobblestone256Decryptor(key, content_context(case_id, file_id, version))
     blob_hash, plain_hash = hashlib.sha256(MAGIC), hashlib.sha256()
-    pipe = _Pipeline(
-        [
-            lambda job: blob_hash.update(job[0]),
-            lambda job: plain_hash.update(job[1]),
-            lambda job: dst.write(job[1]),
-        ]
-    )
+    steps: list[Callable[[_Job], None]] = [
+        lambda job: plain_hash.update(job[1]),
+        lambda job: dst.write(job[1]),
+    ]
+    if hash_blob:
+        steps.insert(0, lambda job: blob_hash.update(job[0]))
+    pipe = _Pipeline(steps)
     try:
         blob_size = _decrypt(dec, src, plaintext_size, pipe)
     finally:
         pipe.close()
-    return StreamResult(plaintext_size, plain_hash.hexdigest(), blob_size, blob_hash.hexdigest())
+    blob_sha256 = blob_hash.hexdigest() if hash_blob else ""
+    return StreamResult(plaintext_size, plain_hash.hexdigest(), blob_size, blob_sha256)
 
 
 def _cipher(call: Callable[..., _T], *args: object) -> _T:
@@ -309,9 +312,15 @@ def decrypt_to_path(
     expected_sha256: str,
     expected_blob_sha256: str | None = None,
     overwrite: bool = False,
+    blob_verified_by_caller: bool = False,
 ) -> StreamResult:
     """Decrypt to a temporary file beside dest; rename only after the stream finalised and the
-    plaintext (and, when given, blob) SHA-256 match. On any failure no file is left behind."""
+    plaintext (and, when given, blob) SHA-256 match. On any failure no file is left behind.
+
+    `blob_verified_by_caller` skips hashing the blob again when the caller already checked
+    its SHA-256 (while downloading it); it cannot be combined with `expected_blob_sha256`."""
+    if blob_verified_by_caller and expected_blob_sha256 is not None:
+        raise ValueError("either check the blob hash here or have checked it already")
     dest = Path(dest)
     if not overwrite and dest.exists():
         raise FileExistsError(f"{dest} already exists")
@@ -327,6 +336,7 @@ def decrypt_to_path(
                 file_id=file_id,
                 version=version,
                 plaintext_size=plaintext_size,
+                hash_blob=not blob_verified_by_caller,
             )
             if result.plaintext_sha256 != expected_sha256 or (
                 expected_blob_sha256 is not None and result.blob_sha256 != expected_blob_sha256

@@ -114,7 +114,7 @@ def test_interrupted_upload_resumes_sending_only_missing_parts(lawyers, network,
     first = network(parts_before_drop=2)
     with pytest.raises(Unreachable):
         Vault(str(alice.home), passphrase=PASSPHRASE, transport=first).put(case_id, [path])
-    assert first.parts_sent == [0, 1]
+    assert sorted(first.parts_sent) == [0, 1]  # two connections: any order
     # Nothing is visible yet; the resume state and the encrypted blob wait in the keystore.
     assert alice.json("ls", case_id) == []
     assert any(name.endswith(".json") for name in _transfer_files(alice.home))
@@ -129,7 +129,7 @@ def test_interrupted_upload_resumes_sending_only_missing_parts(lawyers, network,
         {"c": case_id, "f": result["file_id"]})[0][0]
     count = -(-blob_size // (256 * 1024))
     assert count > 3
-    assert second.parts_sent == list(range(2, count))
+    assert sorted(second.parts_sent) == list(range(2, count))
     assert result["sha256"] == hashlib.sha256(data).hexdigest()
     assert _transfer_files(alice.home) == []
     out = alice.workdir / "copy.wav"
