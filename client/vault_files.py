@@ -253,9 +253,11 @@ class FileOps:
         base = self._files_path(ctx.case_id, f"/uploads/{state['upload_id']}")
         self.cases.api  # noqa: B018 - open the session's client before threads share it
 
-        def send(number: int, data: bytes, digest: str) -> None:
+        def send(number: int, body: Any, digest: str, length: int) -> None:
+            # An explicit length: the server checks it, and slices are not sent chunked.
             self.cases._call(lambda api: api.put_bytes(
-                f"{base}/parts/{number}", data, headers={"X-Part-SHA256": digest}))
+                f"{base}/parts/{number}", body,
+                headers={"X-Part-SHA256": digest, "Content-Length": str(length)}))
         return send
 
     def _send_parts(self, ctx: CaseContext, state: dict[str, Any], blob_path: Path,

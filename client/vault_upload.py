@@ -13,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 # Two connections: one part is hashed and written by the server while the next one travels.
 # Measured with bench/bench_transfer.py (256 MiB); more did not help on two cores.
 SEND_CONNECTIONS = 2
+# A part read just written goes out in slices: no part-sized buffer per connection, which kept
+# the client's peak memory growing with the file (allocator fragmentation across threads).
+SEND_SLICE = 1024 * 1024
 
 
 class LocalCopyDamaged(Exception):
@@ -77,12 +80,13 @@ class PartWriter:
 class PartSender:
     """Sends parts of a blob file over SEND_CONNECTIONS threads; errors surface in `wait`.
 
-    `send(number, data, sha256_hex)` does one request. After the first failure no new part is
-    started (the upload resumes later from the server's status), and `wait` re-raises it.
+    `send(number, body, sha256_hex, length)` does one request (body: bytes or slices). After
+    the first failure no new part is started (the upload resumes later from the server's
+    status), and `wait` re-raises it.
     """
 
     def __init__(self, blob_path: os.PathLike[str] | str, part_size: int, total: int,
-                 send: Callable[[int, bytes, str], None],
+                 send: Callable[[int, bytes | Iterator[bytes], str, int], None],
                  advance: Callable[[int], None]) -> None:
         self._fd = os.open(blob_path, os.O_RDONLY)
         self._part_size = part_size
@@ -96,7 +100,7 @@ class PartSender:
 
     def read_part(self, number: int) -> bytes:
         offset = number * self._part_size
-        size = min(self._part_size, self._total - offset)
+        size = self._part_length(number)
         data = os.pread(self._fd, size, offset)
         if len(data) != size:
             raise OSError("the local copy of the encrypted file is shorter than announced")
@@ -113,15 +117,31 @@ class PartSender:
         if self._failed is not None:
             return
         try:
-            data = self.read_part(number)
-            if verify and hashlib.sha256(data).hexdigest() != digest:
-                raise LocalCopyDamaged()
-            self._send(number, data, digest)
+            if verify:
+                # A resume: the whole part is checked before a byte of it is sent.
+                data: bytes | Iterator[bytes] = self.read_part(number)
+                if hashlib.sha256(data).hexdigest() != digest:  # type: ignore[arg-type]
+                    raise LocalCopyDamaged()
+            else:
+                data = self._slices(number)
+            self._send(number, data, digest, self._part_length(number))
         except BaseException as exc:
             self._failed = self._failed or exc
             raise
         with self._lock:
-            self._advance(len(data))
+            self._advance(self._part_length(number))
+
+    def _part_length(self, number: int) -> int:
+        return min(self._part_size, self._total - number * self._part_size)
+
+    def _slices(self, number: int) -> Iterator[bytes]:
+        offset, left = number * self._part_size, self._part_length(number)
+        while left:
+            data = os.pread(self._fd, min(SEND_SLICE, left), offset)
+            if not data:
+                raise OSError("the local copy of the encrypted file is shorter than announced")
+            offset, left = offset + len(data), left - len(data)
+            yield data
 
     def wait(self) -> None:
         """Wait for every part submitted; raise the first failure."""
