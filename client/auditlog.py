@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from client.api import NotAuthenticated
+from client.api import NotAuthenticated, Unreachable
 from client.keystore import atomic_write_bytes
 from vault.protocol import merkle
 from vault.protocol.checkpoint import Checkpoint, NoteError, NoteVerifier, open_checkpoint
@@ -88,18 +88,27 @@ class AuditLog:
     def _fetch(self, path: str, params: dict[str, Any], what: str) -> Any:
         """Ask the server for something verification needs; a refusal is evidence too.
 
-        A server that will not prove what it signed (an error, a timeout) looks exactly like
-        one hiding a fork, so the refusal is recorded like a failed proof. An ended session
-        is the user's condition, not the server's, and passes through unchanged.
+        A server that answers but will not prove what it signed looks exactly like one hiding
+        a fork, so the refusal is recorded like a failed proof. A server that cannot be
+        reached at all is recorded too, but reported as unreachable: nothing is shown either
+        way, and a crashed server should not read to a lawyer as a forged history. An ended
+        session is the user's condition, not the server's, and passes through unchanged.
         """
         try:
             return self._get(path, params)
         except Exception as exc:  # noqa: BLE001 - any transport or server failure counts
             if isinstance(exc, NotAuthenticated) or isinstance(exc.__cause__, NotAuthenticated):
                 raise
+            request = f"GET {path} {json.dumps(params, sort_keys=True)}"
+            unreachable = next((e for e in (exc, exc.__cause__) if isinstance(e, Unreachable)),
+                               None)
+            if unreachable is not None:
+                self._evidence(f"the server became unreachable while serving {what}",
+                               request=request)
+                raise unreachable from exc
             raise self._fail(
                 f"the server did not serve {what} ({type(exc).__name__}: {exc})",
-                request=f"GET {path} {json.dumps(params, sort_keys=True)}",
+                request=request,
             ) from exc
 
     # --- the log key and the pinned checkpoint ---------------------------------------------

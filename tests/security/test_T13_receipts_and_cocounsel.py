@@ -170,3 +170,27 @@ def test_T13_refused_proof_is_saved_as_evidence(world, monkeypatch):
         alice.audit(case_id)
     evidence = _evidence(alice)
     assert evidence and "GET /v1/log/proof/consistency" in evidence[0]
+
+
+def test_T13_server_unreachable_mid_verification_shows_nothing_and_says_unreachable(
+        world, monkeypatch):
+    """A crash is not a forgery: the lawyer is told the server went away, nothing unverified
+    is shown, and the moment is still written down as evidence."""
+    from client.api import Api, Unreachable
+
+    alice, bob, case_id, _, _, _ = world
+    alice.audit(case_id)  # pinned
+    bob.create_case("R v Elsewhere")  # the log grows, so Alice needs a consistency proof
+    real_get = Api.get
+
+    def drop_on_proof(self, path, **params):
+        if path.startswith("/v1/log/proof/consistency"):
+            raise Unreachable("the server is unreachable", code="unreachable")
+        return real_get(self, path, **params)
+
+    monkeypatch.setattr(Api, "get", drop_on_proof)
+    with pytest.raises(Unreachable):
+        alice.audit(case_id)
+    evidence = _evidence(alice)
+    assert evidence and "unreachable" in evidence[-1]
+    assert "GET /v1/log/proof/consistency" in evidence[-1]
