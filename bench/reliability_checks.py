@@ -13,13 +13,14 @@ class LossError(AssertionError):
     """A scenario found lost, corrupted, dangling or half-written data."""
 
 
-def _blob_digest(path: Path) -> tuple[int, str]:
+def _blob_digest(*paths: Path) -> tuple[int, str]:
     h = hashlib.sha256()
     size = 0
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            size += len(block)
-            h.update(block)
+    for path in paths:
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                size += len(block)
+                h.update(block)
     return size, h.hexdigest()
 
 
@@ -36,16 +37,25 @@ def store_problems(database_url: str, blob_dir: Path) -> list[str]:
             parts = conn.execute(sa.text(
                 "SELECT upload_id, part_number, blob_key, size, sha256 FROM upload_parts"
             )).all()
+            # A version uploaded in several parts is its part blobs in order.
+            listed: dict[tuple[str, int], list[str]] = {}
+            for file_id, version, key in conn.execute(sa.text(
+                "SELECT file_id, version, blob_key FROM file_version_parts "
+                "ORDER BY file_id, version, part_number"
+            )):
+                listed.setdefault((file_id, version), []).append(key)
     finally:
         engine.dispose()
     problems = []
     for kind, rows in (("version", versions), ("part", parts)):
         for owner, number, key, size, sha in rows:
-            path = blob_dir / key[:2] / key
-            if not path.is_file():
-                problems.append(f"{kind} {owner}/{number} points at missing blob {key}")
+            keys = listed.get((owner, number), [key]) if kind == "version" else [key]
+            paths = [blob_dir / k[:2] / k for k in keys]
+            missing = [k for k, p in zip(keys, paths, strict=True) if not p.is_file()]
+            if missing:
+                problems.append(f"{kind} {owner}/{number} points at missing blob {missing[0]}")
                 continue
-            got_size, got_sha = _blob_digest(path)
+            got_size, got_sha = _blob_digest(*paths)
             if (got_size, got_sha) != (size, sha):
                 problems.append(f"{kind} {owner}/{number}: blob {key} is {got_size} bytes "
                                 f"{got_sha[:12]}, the row says {size} bytes {sha[:12]}")

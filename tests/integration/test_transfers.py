@@ -77,8 +77,8 @@ def test_parts_in_any_order_resend_is_idempotent_and_status_resumes(setup, app_s
     r = kit.complete(bob, case, upload_id, kit.manifest(bob, case, file_id, 1, data))
     assert r.status_code == 201, r.text
     assert kit.download(alice, case, file_id).content == data
-    # The parts were merged into one blob and removed; the session is gone.
-    assert len(_blob_files(app_settings)) == 1
+    # The version is its six part blobs, kept as they are (no copy); the session is gone.
+    assert len(_blob_files(app_settings)) == 6
     gone = kit.client.get(f"/v1/cases/{case.case_id}/uploads/{upload_id}", headers=bob.headers)
     assert gone.status_code == 404
 

@@ -133,6 +133,33 @@ class FileVersion(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class FileVersionPart(Base):
+    """The ordered part blobs of a version uploaded in several parts, served back to back.
+
+    A version with no rows here is one blob, `FileVersion.blob_key` (every single-part upload,
+    and every version completed before parts were kept). For a version listed here,
+    `FileVersion.blob_key` is its first part, and these rows name all of them in order.
+    """
+
+    __tablename__ = "file_version_parts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["case_id", "file_id", "version"],
+            ["file_versions.case_id", "file_versions.file_id", "file_versions.version"],
+            name="fk_file_version_parts_version",
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("blob_key", name="uq_file_version_parts_blob_key"),
+    )
+
+    case_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    part_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    blob_key: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
 class UploadSession(Base):
     __tablename__ = "upload_sessions"
     __table_args__ = (

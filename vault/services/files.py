@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from vault.db.models_cases import (
     ROLE_EDITOR,
     FileRow,
     FileVersion,
+    FileVersionPart,
 )
 from vault.errors import NotFound, StorageDamaged
 from vault.protocol.ids import is_valid_id
@@ -28,7 +30,7 @@ from vault.services.cases import (
     signed_text,
 )
 from vault.services.events import record_event
-from vault.storage import BlobNotFound, BlobStore, InvalidRange
+from vault.storage import BlobNotFound, BlobStore, BlobStoreError, InvalidRange
 
 log = logging.getLogger("vault.files")
 
@@ -50,28 +52,64 @@ def file_row(db: Session, case_id: str, file_id: str) -> FileRow | None:
 # ---------------------------------------------------------------- listing, download, delete
 
 
+# Only what a listing shows: no per-row ORM objects, no columns it does not need (blob keys).
+_LISTED = (
+    FileVersion.file_id,
+    FileVersion.version,
+    FileVersion.blob_size,
+    FileVersion.uploader_id,
+    FileVersion.created_at,
+    FileVersion.manifest_body,
+    FileVersion.manifest_sig,
+    FileVersion.encrypted_metadata,
+    FileVersion.wrapped_key,
+    FileVersion.deleted,
+    FileRow.tombstone_body,
+    FileRow.tombstone_sig,
+)
+
+
 def list_files(
-    db: Session, *, user: User, case_id: str, source: str | None = None, now: datetime | None = None
-) -> list[tuple[FileVersion, FileRow]]:
+    db: Session,
+    *,
+    user: User,
+    case_id: str,
+    source: str | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
+    after: tuple[str, int] | None = None,
+) -> list[Any]:
+    """Versions of a case as plain rows (the columns of `_LISTED`), ordered by file id and
+    version; `after` = (file_id, version) and `limit` page through a large case."""
     require_member(db, case_id, user.id)
-    rows = list(
-        db.execute(
-            select(FileVersion, FileRow)
-            .join(
-                FileRow,
-                (FileRow.case_id == FileVersion.case_id) & (FileRow.file_id == FileVersion.file_id),
-            )
-            .where(FileVersion.case_id == case_id)
-            .order_by(FileVersion.file_id, FileVersion.version)
+    query = (
+        select(*_LISTED)
+        .join(
+            FileRow,
+            (FileRow.case_id == FileVersion.case_id) & (FileRow.file_id == FileVersion.file_id),
         )
+        .where(FileVersion.case_id == case_id)
+        .order_by(FileVersion.file_id, FileVersion.version)
     )
+    if after is not None:
+        file_id, version = after
+        query = query.where(
+            (FileVersion.file_id > file_id)
+            | ((FileVersion.file_id == file_id) & (FileVersion.version > version))
+        )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = db.execute(query).all()
+    detail: dict[str, Any] = {"versions": len(rows)}
+    if limit is not None or after is not None:
+        detail["after"] = f"{after[0]}/{after[1]}" if after else None
     record_event(
         db,
         action="file:list:read",
         actor_id=user.id,
         case_id=case_id,
         source=source,
-        detail={"versions": len(rows)},
+        detail=detail,
         now=now or utcnow(),
     )
     db.commit()
@@ -114,14 +152,71 @@ def log_download(
     db.commit()
 
 
-def stream_blob(store: BlobStore, key: str, start: int, end: int) -> Iterator[bytes]:
-    """The blob's bytes [start, end). The range was checked against the row, so a missing or
-    shorter file is damage on the server's side: a clear `blob_damaged`, not a bare 500."""
-    try:
-        return store.read(key, start, end)
-    except (BlobNotFound, InvalidRange) as exc:
-        log.error("stored blob %s is missing or shorter than recorded", key)
-        raise StorageDamaged() from exc
+@dataclass(frozen=True)
+class StoredPart:
+    """One blob of a version, in order: its key and the byte count its row records."""
+
+    key: str
+    size: int
+
+
+def version_parts(db: Session, row: FileVersion) -> list[StoredPart]:
+    """The version's blobs in order; a version without part rows is its one blob."""
+    listed = db.execute(
+        select(FileVersionPart.blob_key, FileVersionPart.size)
+        .where(
+            FileVersionPart.case_id == row.case_id,
+            FileVersionPart.file_id == row.file_id,
+            FileVersionPart.version == row.version,
+        )
+        .order_by(FileVersionPart.part_number)
+    ).all()
+    if not listed:
+        return [StoredPart(key=row.blob_key, size=row.blob_size)]
+    return [StoredPart(key=key, size=size) for key, size in listed]
+
+
+def _damaged(key: str) -> StorageDamaged:
+    log.error("stored blob %s is missing or not the size its row records", key)
+    return StorageDamaged()
+
+
+def stream_parts(
+    store: BlobStore, parts: list[StoredPart], start: int, end: int
+) -> Iterator[bytes]:
+    """Bytes [start, end) of the blobs laid end to end.
+
+    Every blob the range touches is checked before the first byte is sent: a missing one, or
+    one whose size is not what its row records, is damage on the server's side, a clear
+    `blob_damaged` rather than a response cut short or a bare 500.
+    """
+    pieces: list[tuple[str, int, int]] = []
+    offset = 0
+    for part in parts:
+        lo, hi = max(start, offset), min(end, offset + part.size)
+        if lo < hi:
+            pieces.append((part.key, lo - offset, hi - offset))
+            try:
+                actual = store.size(part.key)
+            except BlobStoreError as exc:
+                raise _damaged(part.key) from exc
+            # One blob is also served when longer than recorded (its bytes are checked by the
+            # client's hash); in a list of parts every offset after it would be wrong.
+            if actual < part.size or (len(parts) > 1 and actual != part.size):
+                raise _damaged(part.key)
+        offset += part.size
+    if offset < end:
+        raise _damaged(parts[-1].key)
+    return _read_pieces(store, pieces)
+
+
+def _read_pieces(store: BlobStore, pieces: list[tuple[str, int, int]]) -> Iterator[bytes]:
+    for key, lo, hi in pieces:
+        try:
+            yield from store.read(key, lo, hi)
+        except (BlobNotFound, InvalidRange) as exc:
+            # Gone or cut after the check: the response is already under way, so end it.
+            raise _damaged(key) from exc
 
 
 def delete_file(

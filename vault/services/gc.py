@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from vault.config import Settings
 from vault.db.base import utcnow
-from vault.db.models_cases import FileVersion, UploadPart, UploadSession
+from vault.db.models_cases import FileVersion, FileVersionPart, UploadPart, UploadSession
 from vault.storage import BlobStore
 
 _BATCH = 500
@@ -48,11 +48,16 @@ def _expire_sessions(db: Session, store: BlobStore, cutoff: datetime) -> int:
 
 
 def _referenced(db: Session, keys: list[str]) -> set[str]:
-    # Parts before versions: completion moves a blob from a part row to a version row in one
-    # commit, so under READ COMMITTED this order always sees it in one table or the other.
+    # Upload parts before versions: completion moves a blob from an upload part row to a
+    # version's rows in one commit, so under READ COMMITTED this order always sees it in one
+    # table or the other. A version's blobs are its blob_key and, when it has several parts,
+    # every key of its part list.
     parts = set(db.scalars(select(UploadPart.blob_key).where(UploadPart.blob_key.in_(keys))))
     versions = set(db.scalars(select(FileVersion.blob_key).where(FileVersion.blob_key.in_(keys))))
-    return parts | versions
+    listed = set(
+        db.scalars(select(FileVersionPart.blob_key).where(FileVersionPart.blob_key.in_(keys)))
+    )
+    return parts | versions | listed
 
 
 def _remove_orphans(db: Session, store: BlobStore, cutoff: float) -> int:

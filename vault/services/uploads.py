@@ -1,7 +1,9 @@
 """Uploads: resumable sessions of parts and atomic completion by a signed manifest.
 
-Blob first, then row: part and file blobs are written before the rows that name them, so a crash
-leaves at worst an unreferenced blob for the garbage collector, never a row without its bytes.
+Blob first, then row: part blobs are written before the rows that name them, so a crash leaves
+at worst an unreferenced blob for the garbage collector, never a row without its bytes. A
+completed version keeps its part blobs, in order, as they are (each already written and
+fsynced once): completion reads them to check the manifest's hash but never copies them.
 Nothing here holds a whole part or file in memory.
 """
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,10 +26,18 @@ from vault.db.models_cases import (
     Case,
     FileRow,
     FileVersion,
+    FileVersionPart,
     UploadPart,
     UploadSession,
 )
-from vault.errors import Conflict, InsufficientStorage, InvalidRequest, NotFound, PayloadTooLarge
+from vault.errors import (
+    Conflict,
+    InsufficientStorage,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    StorageDamaged,
+)
 from vault.protocol.encoding import b64d
 from vault.protocol.ids import is_valid_id, new_id
 from vault.protocol.membership import verify_manifest
@@ -40,8 +50,8 @@ from vault.services.cases import (
     signed_text,
 )
 from vault.services.events import record_event
-from vault.services.files import FileDeleted, file_row
-from vault.storage import BlobInfo, BlobStore
+from vault.services.files import FileDeleted, StoredPart, file_row
+from vault.storage import BlobInfo, BlobStore, BlobStoreError
 
 MAX_PARTS = 10_000
 
@@ -215,10 +225,11 @@ def record_part(
         upload = get_upload(db, user=user, case_id=case_id, upload_id=upload_id)
         existing = db.get(UploadPart, (upload_id, part_number))
         digest = info.sha256.hex()
-        if existing is not None and existing.sha256 == digest:
+        if existing is not None and existing.sha256 == digest and store.exists(existing.blob_key):
             part = existing
         elif existing is not None:
-            # A part sent again with other bytes replaces the old one until completion.
+            # A part sent again with other bytes replaces the old one until completion, and so
+            # does the same part when the stored copy was lost: re-sending repairs it.
             stale_key, existing.blob_key = existing.blob_key, info.key
             existing.size, existing.sha256, existing.created_at = info.size, digest, now
             part = existing
@@ -276,7 +287,9 @@ class _Checked:
     file_id: str
     version: int
     generation: int
-    part_keys: list[str]
+    parts: list[StoredPart]
+    # The server's own SHA-256 of a single part, taken as it arrived; None for several parts.
+    single_sha256: str | None
     manifest: Any
 
 
@@ -322,28 +335,34 @@ def _check_completion(
         raise ManifestMismatch("wrapped_key_hash does not match wrapped_key")
     if len(parts) == 1 and parts[0].sha256 != m.blob_sha256:
         raise ManifestMismatch("blob_sha256 does not match the uploaded data")
+    if sum(p.size for p in parts) != upload.total_size:
+        raise ManifestMismatch("the parts do not add up to the upload's size")
     return _Checked(
         upload_id=upload.id,
         case_id=case_id,
         file_id=upload.file_id,
         version=upload.version,
         generation=m.generation,
-        part_keys=[p.blob_key for p in parts],
+        parts=[StoredPart(key=p.blob_key, size=p.size) for p in parts],
+        single_sha256=parts[0].sha256 if len(parts) == 1 else None,
         manifest=m,
     )
 
 
-def _assemble(store: BlobStore, part_keys: list[str]) -> BlobInfo:
-    """Concatenate the parts, in order, into one new blob, hashing as it streams."""
-    writer = store.writer()
-    try:
-        for key in part_keys:
-            for chunk in store.read(key):
-                writer.write(chunk)
-        return writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+def _hash_parts(store: BlobStore, parts: list[StoredPart]) -> str:
+    """SHA-256 (hex) of the parts laid end to end: one read, no copy and no write."""
+    digest = hashlib.sha256()
+    for part in parts:
+        seen = 0
+        try:
+            for chunk in store.read(part.key):
+                digest.update(chunk)
+                seen += len(chunk)
+        except BlobStoreError as exc:
+            raise StorageDamaged() from exc
+        if seen != part.size:
+            raise StorageDamaged()
+    return digest.hexdigest()
 
 
 def complete_upload(
@@ -359,7 +378,10 @@ def complete_upload(
     source: str | None = None,
     now: datetime | None = None,
 ) -> FileVersion:
-    """Verify the manifest against the parts and make the version visible in one transaction."""
+    """Verify the manifest against the parts and make the version visible in one transaction.
+
+    A refused completion keeps the upload and its parts, so a corrected manifest can complete it.
+    """
     checked = _check_completion(
         db,
         user=user,
@@ -369,24 +391,18 @@ def complete_upload(
         encrypted_metadata=encrypted_metadata,
         wrapped_key=wrapped_key,
     )
-    # End the read transaction: assembling a large file must not hold the database.
+    # End the read transaction: hashing a large file must not hold the database.
     db.rollback()
     m = checked.manifest
-    reused = len(checked.part_keys) == 1
-    if reused:
-        final = BlobInfo(
-            key=checked.part_keys[0], size=m.blob_size, sha256=bytes.fromhex(m.blob_sha256)
-        )
-    else:
-        final = _assemble(store, checked.part_keys)
+    # One part was hashed as it arrived; several are hashed here, in order, as one stream.
+    whole = checked.single_sha256 or _hash_parts(store, checked.parts)
+    if whole != m.blob_sha256:
+        raise ManifestMismatch("blob_sha256 does not match the uploaded data")
     try:
-        if final.sha256.hex() != m.blob_sha256 or final.size != m.blob_size:
-            raise ManifestMismatch("blob_sha256 does not match the uploaded data")
-        version = _publish(
+        return _publish(
             db,
             user=user,
             checked=checked,
-            final=final,
             encrypted_metadata=encrypted_metadata,
             wrapped_key=wrapped_key,
             source=source,
@@ -394,13 +410,7 @@ def complete_upload(
         )
     except BaseException:
         db.rollback()
-        if not reused:
-            store.delete(final.key)
         raise
-    for key in checked.part_keys:
-        if key != final.key:
-            store.delete(key)
-    return version
 
 
 def _publish(
@@ -408,20 +418,19 @@ def _publish(
     *,
     user: User,
     checked: _Checked,
-    final: BlobInfo,
     encrypted_metadata: str,
     wrapped_key: str,
     source: str | None,
     now: datetime,
 ) -> FileVersion:
-    # Re-check what may have changed while the blob was assembled.
+    # Re-check what may have changed while the parts were hashed.
     require_member(db, checked.case_id, user.id, min_role=ROLE_EDITOR)
     case = db.get(Case, checked.case_id)
     if case is None or case.generation != checked.generation:
         raise InvalidRecord("the case key changed during the upload; sign a new manifest")
     gone = db.execute(delete(UploadPart).where(UploadPart.upload_id == checked.upload_id))
     session_gone = db.execute(delete(UploadSession).where(UploadSession.id == checked.upload_id))
-    if session_gone.rowcount != 1 or gone.rowcount != len(checked.part_keys):
+    if session_gone.rowcount != 1 or gone.rowcount != len(checked.parts):
         raise UploadNotFound()
     if checked.version == 1:
         if file_row(db, checked.case_id, checked.file_id) is not None:
@@ -445,12 +454,14 @@ def _publish(
         if bumped.rowcount != 1:
             raise VersionConflict()
     m = checked.manifest
+    size = sum(p.size for p in checked.parts)
     version = FileVersion(
         case_id=checked.case_id,
         file_id=checked.file_id,
         version=checked.version,
-        blob_key=final.key,
-        blob_size=final.size,
+        # The only blob, or the first of the parts listed in file_version_parts.
+        blob_key=checked.parts[0].key,
+        blob_size=size,
         blob_sha256=m.blob_sha256,
         generation=m.generation,
         uploader_id=user.id,
@@ -462,6 +473,22 @@ def _publish(
         deleted=False,
     )
     db.add(version)
+    if len(checked.parts) > 1:
+        db.flush()
+        db.execute(
+            insert(FileVersionPart),
+            [
+                {
+                    "case_id": checked.case_id,
+                    "file_id": checked.file_id,
+                    "version": checked.version,
+                    "part_number": number,
+                    "blob_key": part.key,
+                    "size": part.size,
+                }
+                for number, part in enumerate(checked.parts)
+            ],
+        )
     record_event(
         db,
         action="file:version:uploaded",
@@ -469,7 +496,7 @@ def _publish(
         case_id=checked.case_id,
         file_id=checked.file_id,
         source=source,
-        detail={"version": checked.version, "size": final.size},
+        detail={"version": checked.version, "size": size},
         signed_record=signed_text(m.signed),
         now=now,
     )
