@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -35,21 +36,40 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         ) from exc
 
 
+@contextmanager
+def _fresh_schema() -> Iterator[str]:
+    """A new, empty PostgreSQL schema (dropped afterwards) and a URL whose search_path is it."""
+    schema = "t_" + secrets.token_hex(8)
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options={quote('-csearch_path=' + schema)}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
 def database_url(tmp_path) -> Iterator[str]:
     """A URL to a fresh, empty database of the kind this run tests."""
     if not POSTGRES_URL:
         yield f"sqlite:///{tmp_path / 'casevault.db'}"
         return
-    schema = "t_" + secrets.token_hex(8)
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options={quote('-csearch_path=' + schema)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with _fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(tmp_path) -> Iterator[str]:
+    """Another fresh, empty database, for tests that compare two."""
+    if not POSTGRES_URL:
+        yield f"sqlite:///{tmp_path / 'second' / 'casevault.db'}"
+        return
+    with _fresh_schema() as url:
+        yield url
 
 
 # ---------------------------------------------------------------- server app and accounts
@@ -82,12 +102,83 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def app_settings(database_url, tmp_path):
-    from vault.config import Settings
-    from vault.db.migrate import upgrade_database
+class MigratedTemplate:
+    """A fresh database brought to the head revision by Alembic, cheaply, for every test.
 
-    upgrade_database(database_url)
+    Alembic runs once per test run on the database kind under test; each test then gets an
+    exact copy of its result: on SQLite a copy of the migrated file, on PostgreSQL the very
+    SQL statements Alembic sent, replayed in the test's fresh schema (the schema is chosen by
+    search_path, so the statements name no schema). A full Alembic run per test cost about
+    half a second each, for some two hundred tests. A test (test_migrated_template.py) checks
+    that a copy has the same tables, columns, indexes and revision as a real upgrade.
+    """
+
+    def __init__(self, root) -> None:
+        self._root = root
+        self._sqlite_file = None
+        self._statements: list[tuple[str, object]] | None = None
+
+    def _build_sqlite(self):
+        from vault.db.migrate import upgrade_database
+
+        path = self._root / "template.db"
+        upgrade_database(f"sqlite:///{path}")
+        # The engine is disposed, so SQLite has folded its write-ahead log into the file.
+        assert not path.with_name(path.name + "-wal").exists()
+        return path
+
+    def _record_postgres(self) -> list[tuple[str, object]]:
+        from vault.db.engine import make_engine
+        from vault.db.migrate import upgrade_engine
+
+        statements: list[tuple[str, object]] = []
+        with _fresh_schema() as url:
+            engine = make_engine(url)
+
+            def record(conn, cursor, statement, parameters, context, executemany):
+                statements.append((statement, parameters))
+
+            sa.event.listen(engine, "before_cursor_execute", record)
+            try:
+                upgrade_engine(engine)
+            finally:
+                engine.dispose()
+        return statements
+
+    def copy_to(self, url: str) -> None:
+        """Make the empty database at `url` a migrated one."""
+        import shutil
+
+        if not POSTGRES_URL:
+            if self._sqlite_file is None:
+                self._sqlite_file = self._build_sqlite()
+            target = sa.engine.make_url(url).database
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.exists(target):
+                raise RuntimeError(f"{target} is not a fresh database")
+            shutil.copyfile(self._sqlite_file, target)
+            return
+        if self._statements is None:
+            self._statements = self._record_postgres()
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                for statement, parameters in self._statements:
+                    conn.exec_driver_sql(statement, parameters if parameters else None)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> MigratedTemplate:
+    return MigratedTemplate(tmp_path_factory.mktemp("migrated-template"))
+
+
+@pytest.fixture
+def app_settings(database_url, tmp_path, migrated_template):
+    from vault.config import Settings
+
+    migrated_template.copy_to(database_url)
     return Settings(
         data_dir=tmp_path / "server-data",
         database_url=database_url,
