@@ -52,7 +52,8 @@ def file_row(db: Session, case_id: str, file_id: str) -> FileRow | None:
 # ---------------------------------------------------------------- listing, download, delete
 
 
-# Only what a listing shows: no per-row ORM objects, no columns it does not need (blob keys).
+# Only what a listing shows, in this order (the route unpacks rows by position): no per-row ORM
+# objects, no columns it does not need (blob keys).
 _LISTED = (
     FileVersion.file_id,
     FileVersion.version,
@@ -99,7 +100,8 @@ def list_files(
         )
     if limit is not None:
         query = query.limit(limit)
-    rows = db.execute(query).all()
+    # Through the session's connection as a Core statement: plain rows, no ORM loading step.
+    rows = db.connection().execute(query).all()
     detail: dict[str, Any] = {"versions": len(rows)}
     if limit is not None or after is not None:
         detail["after"] = f"{after[0]}/{after[1]}" if after else None

@@ -277,25 +277,41 @@ def complete_upload(
     )
 
 
-def _listed_version(row: Any) -> dict[str, Any]:
-    """One row of `files.list_files` as the JSON object `VersionOut` describes."""
-    tombstone = (
-        {"body": row.tombstone_body, "sig": row.tombstone_sig}
-        if row.tombstone_body and row.tombstone_sig
-        else None
-    )
-    return {
-        "file_id": row.file_id,
-        "version": row.version,
-        "blob_size": row.blob_size,
-        "uploader_id": row.uploader_id,
-        "created_at": row.created_at,
-        "manifest": {"body": row.manifest_body, "sig": row.manifest_sig},
-        "encrypted_metadata": row.encrypted_metadata,
-        "wrapped_key": row.wrapped_key,
-        "deleted": bool(row.deleted),
-        "tombstone": tombstone,
-    }
+def _listed_versions(rows: list[Any]) -> list[dict[str, Any]]:
+    """Rows of `files.list_files` as the JSON objects `VersionOut` describes (unpacked by
+    position: per-row attribute lookups were a measurable part of a 10,000-file list)."""
+    return [
+        {
+            "file_id": file_id,
+            "version": version,
+            "blob_size": blob_size,
+            "uploader_id": uploader_id,
+            "created_at": created_at,
+            "manifest": {"body": manifest_body, "sig": manifest_sig},
+            "encrypted_metadata": encrypted_metadata,
+            "wrapped_key": wrapped_key,
+            "deleted": bool(deleted),
+            "tombstone": (
+                {"body": tombstone_body, "sig": tombstone_sig}
+                if tombstone_body and tombstone_sig
+                else None
+            ),
+        }
+        for (
+            file_id,
+            version,
+            blob_size,
+            uploader_id,
+            created_at,
+            manifest_body,
+            manifest_sig,
+            encrypted_metadata,
+            wrapped_key,
+            deleted,
+            tombstone_body,
+            tombstone_sig,
+        ) in rows
+    ]
 
 
 def _parse_after(after: str) -> tuple[str, int]:
@@ -330,7 +346,7 @@ def list_files(
         limit=limit,
         after=cursor,
     )
-    document: dict[str, Any] = {"versions": [_listed_version(r) for r in rows]}
+    document: dict[str, Any] = {"versions": _listed_versions(rows)}
     if limit is not None:
         last = rows[-1] if len(rows) == limit else None
         document["next"] = f"{last.file_id}:{last.version}" if last is not None else None
