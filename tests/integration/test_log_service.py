@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from vault.db.engine import make_engine, make_sessionmaker
-from vault.db.migrate import upgrade_database
 from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode, LogState
 from vault.protocol import merkle
 from vault.protocol.checkpoint import open_checkpoint
@@ -19,8 +18,8 @@ from vault.services.events import record_event
 
 
 @pytest.fixture
-def sessions(database_url):
-    upgrade_database(database_url)
+def sessions(database_url, migrated_template):
+    migrated_template.copy_to(database_url)
     engine = make_engine(database_url)
     yield make_sessionmaker(engine)
     engine.dispose()
@@ -210,10 +209,11 @@ def test_migration_puts_earlier_events_into_the_log(database_url, tmp_path):
         engine.dispose()
 
 
-def test_remembered_head_is_used_only_when_the_database_confirms_it(database_url):
+def test_remembered_head_is_used_only_when_the_database_confirms_it(database_url,
+                                                                   migrated_template):
     """Each connection remembers the head it wrote; a rolled-back append or another process's
     append makes that memory stale, and the next append must notice, not fork or gap."""
-    upgrade_database(database_url)
+    migrated_template.copy_to(database_url)
     engine = make_engine(database_url)
     leaf = {n: auditlog.PendingLeaf(f"entry {n}".encode(), 5000 + i, None, None)
             for i, n in enumerate("ABCDE")}

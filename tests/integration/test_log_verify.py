@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from vault.cli import main
 from vault.config import Settings
 from vault.db.engine import make_engine, make_sessionmaker
-from vault.db.migrate import upgrade_database
 from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode
 from vault.services import auditlog
 from vault.services.events import record_event
@@ -19,8 +18,8 @@ EVENTS = sa.table("audit_events", sa.column("id"), sa.column("action"), sa.colum
 
 
 @pytest.fixture
-def server(database_url, tmp_path):
-    upgrade_database(database_url)
+def server(database_url, tmp_path, migrated_template):
+    migrated_template.copy_to(database_url)
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from vault.auth import ratelimit
 from vault.db.engine import make_engine, make_sessionmaker
-from vault.db.migrate import upgrade_database
 from vault.errors import RateLimited, ServiceUnavailable
 
 NOW = datetime(2026, 3, 1, 12, 0, 10, tzinfo=UTC)
@@ -18,8 +17,8 @@ WINDOW = 60
 
 
 @pytest.fixture
-def factory(database_url):
-    upgrade_database(database_url)
+def factory(database_url, migrated_template):
+    migrated_template.copy_to(database_url)
     engine = make_engine(database_url)
     yield make_sessionmaker(engine)
     engine.dispose()
@@ -38,8 +37,11 @@ def test_limit_then_retry_after_then_new_window(factory):
 def test_reset_forgets_attempts(factory):
     for _ in range(2):
         ratelimit.hit(factory, bucket="b", limit=2, window=WINDOW, now=NOW)
+    with pytest.raises(RateLimited):
+        ratelimit.hit(factory, bucket="b", limit=2, window=WINDOW, now=NOW)
     ratelimit.reset(factory, bucket="b")
-    ratelimit.hit(factory, bucket="b", limit=2, window=WINDOW, now=NOW)
+    for _ in range(2):  # a whole new allowance, not one leftover attempt
+        ratelimit.hit(factory, bucket="b", limit=2, window=WINDOW, now=NOW)
 
 
 def test_concurrent_attempts_never_exceed_the_limit(database_url, factory):
