@@ -63,17 +63,23 @@ def test_disk_full_is_a_clear_507_and_leaves_nothing_half_written(
     headers = {"Authorization": f"Bearer {token}"}
     base = f"{server.url}/v1/cases/{case_id}/uploads/{state['upload_id']}"
     status = httpx.get(base, headers=headers).json()
-    missing = next(n for n in range(status["part_count"])
-                   if n not in {p["part_number"] for p in status["parts"]})
+    stored = {p["part_number"] for p in status["parts"]}
     blob = vault.keystore.transfer_path(transfer_key, "blob")
-    with blob.open("rb") as f:
-        f.seek(missing * status["part_size"])
-        part = f.read(status["part_size"])
     import hashlib
 
-    r = httpx.put(f"{base}/parts/{missing}", content=part, timeout=120,
-                  headers={**headers, "X-Part-SHA256": hashlib.sha256(part).hexdigest()})
-    assert r.status_code == 507, r.text
+    # The client sends parts on several connections, so which part met the full disk first is
+    # a race; whatever is missing is sent again in order. The whole file cannot fit, so one of
+    # them must be refused, and the first refusal is the answer under test.
+    r = None
+    for missing in (n for n in range(status["part_count"]) if n not in stored):
+        with blob.open("rb") as f:
+            f.seek(missing * status["part_size"])
+            part = f.read(status["part_size"])
+        r = httpx.put(f"{base}/parts/{missing}", content=part, timeout=120,
+                      headers={**headers, "X-Part-SHA256": hashlib.sha256(part).hexdigest()})
+        if r.status_code != 200:
+            break
+    assert r is not None and r.status_code == 507, r and r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
     assert problem["status"] == 507 and problem["code"]
