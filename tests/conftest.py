@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
@@ -70,6 +71,29 @@ def second_database_url(tmp_path) -> Iterator[str]:
         return
     with _fresh_schema() as url:
         yield url
+
+
+def run_together(actions, *, timeout: float = 60.0) -> list:
+    """Call every action on its own thread, all released at one moment by a barrier; returns
+    their results in the order given. A thread's exception is raised here rather than lost,
+    and a thread that never arrives or never finishes fails the test instead of hanging it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(len(actions))
+
+    def start(action):
+        barrier.wait(timeout)
+        return action()
+
+    with ThreadPoolExecutor(max_workers=len(actions)) as pool:
+        futures = [pool.submit(start, action) for action in actions]
+        return [future.result(timeout=timeout) for future in futures]
+
+
+@pytest.fixture
+def together():
+    """`together([callable, ...])` -> their results, the calls started at the same moment."""
+    return run_together
 
 
 # ---------------------------------------------------------------- server app and accounts

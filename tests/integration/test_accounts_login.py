@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -101,22 +100,13 @@ def test_window_is_one_step_either_side(client, make_user, clock):
     assert _login(client, alice, alice.totp_at(now + 30)).status_code == 200
 
 
-def test_concurrent_logins_with_one_code_exactly_one_wins(client, app, make_user, clock):
+def test_concurrent_logins_with_one_code_exactly_one_wins(
+    client, app, make_user, clock, together
+):
     alice = make_user("alice")
     code = alice.totp_at(clock.now)
-    results: list[int] = []
-    barrier = threading.Barrier(6)
-
-    def attempt() -> None:
-        barrier.wait()
-        results.append(_login(client, alice, code).status_code)
-
-    threads = [threading.Thread(target=attempt) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [200] + [401] * 5
+    results = together([lambda: _login(client, alice, code).status_code] * 6)
+    assert sorted(results) == [200] + [401] * 5, results
     assert len(_events(app, "account:totp:replay")) == 5
 
 
@@ -199,23 +189,11 @@ def test_address_rate_limit_spans_accounts_and_processes(app_settings, clock):
     assert statuses == [401] * 4 + [429] * 2
 
 
-def test_concurrent_attempts_cannot_overrun_the_limit(client, app, make_user):
+def test_concurrent_attempts_cannot_overrun_the_limit(client, app, make_user, together):
     alice = make_user("alice")
     limit = app.state.settings.rate_limit_account_attempts
-    results: list[int] = []
-    barrier = threading.Barrier(limit + 8)
-
-    def attempt() -> None:
-        barrier.wait()
-        results.append(_login(client, alice, "000000").status_code)
-
-    threads = [threading.Thread(target=attempt) for _ in range(limit + 8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results.count(401) == limit
-    assert results.count(429) == 8
+    results = together([lambda: _login(client, alice, "000000").status_code] * (limit + 8))
+    assert (results.count(401), results.count(429)) == (limit, 8), results
 
 
 def test_successful_login_clears_the_account_counter(client, app, make_user, clock):

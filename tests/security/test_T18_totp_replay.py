@@ -7,7 +7,6 @@ one is refused as well (no A-B-A).
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import httpx
@@ -45,22 +44,19 @@ def test_T18_older_step_after_newer_refused(client, make_user, clock):
     assert _login(client, alice, later).status_code == 401
 
 
-def test_T18_concurrent_logins_with_one_code_exactly_one_wins(live_server, make_user, clock):
+def test_T18_concurrent_logins_with_one_code_exactly_one_wins(
+    live_server, make_user, clock, together
+):
     alice = make_user("alice")
     code = alice.totp_at(clock.now)
-    results: list[int] = []
-    barrier = threading.Barrier(6)
-
-    def attempt():
-        with httpx.Client(base_url=live_server, timeout=30) as http:
-            barrier.wait()
-            results.append(_login(http, alice, code).status_code)
-
-    threads = [threading.Thread(target=attempt) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # Six connections opened first, so the barrier releases six requests, not six handshakes.
+    https = [httpx.Client(base_url=live_server, timeout=30) for _ in range(6)]
+    try:
+        results = together([lambda http=http: _login(http, alice, code).status_code
+                            for http in https])
+    finally:
+        for http in https:
+            http.close()
     assert sorted(results) == [200] + [401] * 5, results
 
 

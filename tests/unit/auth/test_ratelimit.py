@@ -52,7 +52,7 @@ def test_concurrent_attempts_never_exceed_the_limit(database_url, factory):
     barrier = threading.Barrier(12)
 
     def attempt(i: int) -> None:
-        barrier.wait()
+        barrier.wait(60)  # a thread that never arrives fails the test rather than hanging it
         try:
             ratelimit.hit(factories[i % 2], bucket="hot", limit=5, window=WINDOW, now=NOW)
             allowed.append(i)
