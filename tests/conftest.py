@@ -98,10 +98,11 @@ def together():
 
 # ---------------------------------------------------------------- server app and accounts
 #
-# `app_settings` migrates a fresh database (through Alembic, so migrations are tested on every
-# database) and turns on the test-only cheap KDF. `clock` is a fake clock the accounts service
-# reads (TOTP steps, session expiry); advance it to move time. `make_user(name)` registers,
-# activates and logs in a user in one call and returns a TestUser with a bearer token.
+# `app_settings` gives a fresh database what Alembic makes of it (Alembic runs once per test run
+# on the database under test; see MigratedTemplate) and turns on the test-only cheap KDF.
+# `clock` is a fake clock the accounts service reads (TOTP steps, session expiry); advance it
+# to move time. `make_user(name)` registers, activates and logs in a user in one call and
+# returns a TestUser with a bearer token.
 
 
 class FakeClock:
