@@ -243,6 +243,13 @@ class Api:
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
+    def list_page(self, path: str, *, limit: int, after: str | None = None) -> Any:
+        """One page of a paged list (`?limit=N`, then `&after=` the previous page's `next`)."""
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        return self.request("GET", path, params=params)
+
     def post(self, path: str, json: Any = None) -> Any:
         return self.request("POST", path, json=json)
 

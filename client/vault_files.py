@@ -23,6 +23,7 @@ from client.auditlog import AuditVerificationError
 from client.vault_cases import CaseContext, CaseOps, audit_failure, iso
 from client.vault_errors import ServerCopyDamaged, VaultError
 from client.vault_history import check_listing
+from client.vault_listing import fetch_all_versions
 from client.vault_upload import LocalCopyDamaged, PartSender, PartWriter, part_digests
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.ids import is_valid_id, new_id
@@ -315,10 +316,11 @@ class FileOps:
     # ------------------------------------------------------------ listing and verifying
 
     def _versions(self, ctx: CaseContext) -> list[dict[str, Any]]:
-        reply = self.cases._call(lambda api: api.get(self._files_path(ctx.case_id, "/files")))
-        versions = reply.get("versions") if isinstance(reply, dict) else None
-        if not isinstance(versions, list):
-            raise crypto.IntegrityError(f"file list of case {ctx.case_id}")
+        path = self._files_path(ctx.case_id, "/files")
+        versions = fetch_all_versions(
+            lambda limit, after: self.cases._call(
+                lambda api: api.list_page(path, limit=limit, after=after)),
+            case_id=ctx.case_id)
         # Before anything is used: the listing must not hide what this client verified.
         check_listing(self.vault.keystore.files_seen(ctx.case_id), versions)
         return versions
