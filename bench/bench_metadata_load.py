@@ -1,7 +1,8 @@
-"""Metadata under load: an authenticated list of a case of 10,000 files, under concurrent
-requests from wrk (or an httpx/asyncio generator when wrk is missing), against a bare FastAPI
-route of the same server process; then 20 concurrent logins at the real argon2 cost and their
-effect on another user's metadata latency.
+"""Metadata under load: an authenticated list of a case of 10,000 files, whole and as one page
+of the client's page size (1,000, from the middle of the case), under concurrent requests from
+wrk (or an httpx/asyncio generator when wrk is missing), against a bare FastAPI route of the
+same server process; then 20 concurrent logins at the real argon2 cost and their effect on
+another user's metadata latency.
 
     python -m bench.bench_metadata_load [--files 10000] [--seconds 10] [--connections 8]
                                         [--logins 20] [--cheap-kdf] [--database-url URL]
@@ -30,6 +31,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import ROOT, PgSchema, ServerProc, new_lawyer, table
+from client.vault_listing import LIST_PAGE_SIZE
 
 P99_GOAL_MS = 250.0
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -105,6 +107,30 @@ def seeded_case(vault, database_url: str, blob_dir: Path, name: str, files: int,
     vault.put(case_id, [sample])
     clone_files(database_url, blob_dir, case_id, files)
     return case_id
+
+
+def middle_page_path(server_url: str, case_id: str, token: str, files: int) -> str:
+    """The path of the page the client asks for halfway through the case (`?limit=` its page
+    size, `&after=` the cursor the page before it ends on), so the rows are found by the
+    (file_id, version) seek, not just read from the start."""
+    path = f"/v1/cases/{case_id}/files"
+    base = f"{path}?limit={LIST_PAGE_SIZE}"
+    skip = (files // 2) // LIST_PAGE_SIZE * LIST_PAGE_SIZE
+    if skip == 0:
+        return base
+    r = httpx.get(f"{server_url}{path}", params={"limit": skip},
+                  headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    r.raise_for_status()
+    after = r.json()["next"]
+    if after is None:
+        return base
+    page = f"{base}&after={after}"
+    r = httpx.get(f"{server_url}{page}", headers={"Authorization": f"Bearer {token}"},
+                  timeout=60)
+    r.raise_for_status()
+    if len(r.json()["versions"]) != min(LIST_PAGE_SIZE, files - skip):
+        raise RuntimeError(f"the page at {after} is not a full page")
+    return page
 
 
 # ---------------------------------------------------------------- load generators
@@ -307,11 +333,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         big = seeded_case(owner, db_url, blobs, "R v Ten Thousand", args.files, scratch)
         small = seeded_case(owner, db_url, blobs, "R v Ten", 10, scratch)
         token = owner.keystore.load_session()
+        page = middle_page_path(server.url, big, token, args.files)
+        page_label = f"list a page of {LIST_PAGE_SIZE} of {args.files} files"
         load = run_wrk if shutil.which("wrk") else run_asyncio_load
         results["generator"] = "wrk" if load is run_wrk else "httpx-asyncio"
         targets = [("bare FastAPI route", "/bench/bare", None),
                    ("GET /v1/me (session check)", "/v1/me", token),
                    (f"list {args.files} files", f"/v1/cases/{big}/files", token),
+                   (page_label, page, token),
                    ("list 10 files", f"/v1/cases/{small}/files", token)]
         results["load"] = {} if args.skip_load else {
             label: load(server.url + path, tok, args.seconds, args.connections)
@@ -319,7 +348,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         users = register_login_users(server.url, scratch / "logins", args.logins)
         probes = {}
         for label, path in (("list 10 files", f"/v1/cases/{small}/files"),
-                            (f"list {args.files} files", f"/v1/cases/{big}/files")):
+                            (f"list {args.files} files", f"/v1/cases/{big}/files"),
+                            (page_label, page)):
             url = server.url + path
             probes[label] = {"alone": probe_during(url, token, server.url, None, 5.0),
                              "during logins": probe_during(url, token, server.url, users, 0)}
