@@ -3,6 +3,7 @@ authenticated user."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from vault.auth.credentials import AuthEnv
@@ -21,6 +23,7 @@ from vault.db.models import AuthSession, User
 from vault.db.models.accounts import SESSION_LOGIN, SESSION_RECOVERY
 from vault.errors import NotAuthenticated
 
+log = logging.getLogger("vault.api")
 Clock = Callable[[], datetime]
 
 _bearer = HTTPBearer(auto_error=False, description="Session token from POST /v1/auth/login")
@@ -28,8 +31,30 @@ _bearer = HTTPBearer(auto_error=False, description="Session token from POST /v1/
 
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request; services own their commits, anything left is rolled back."""
-    with request.app.state.sessionmaker() as db:
+    db = request.app.state.sessionmaker()
+    try:
         yield db
+    finally:
+        _close(db, request)
+
+
+def _close(db: Session, request: Request) -> None:
+    # The session usually closes after the response is sent. If the database dropped the
+    # connection in between, the closing rollback fails: the database has already discarded the
+    # transaction and SQLAlchemy has invalidated the connection, so nothing is lost and there
+    # is no reply left to change. A warning, not a crash; any other failure to close is a bug
+    # and keeps its traceback.
+    try:
+        db.close()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        rid = request.scope.get("state", {}).get("request_id", "-")
+        log.warning(
+            "database connection lost closing the session request_id=%s: %s",
+            rid,
+            type(exc).__name__,
+        )
 
 
 def get_settings(request: Request) -> Settings:
