@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import literal_column, select, update
 from sqlalchemy.orm import Session
 
 from vault.db.base import utcnow
@@ -70,21 +70,75 @@ _LISTED = (
 )
 
 
-def list_files(
-    db: Session,
-    *,
-    user: User,
-    case_id: str,
-    source: str | None = None,
-    now: datetime | None = None,
-    limit: int | None = None,
-    after: tuple[str, int] | None = None,
-) -> list[Any]:
-    """Versions of a case as plain rows (the columns of `_LISTED`), ordered by file id and
-    version; `after` = (file_id, version) and `limit` page through a large case."""
-    require_member(db, case_id, user.id)
+# The database renders each version as the JSON object `VersionOut` describes, the text
+# Pydantic would write (compact, same key order, created_at as seconds, then microseconds
+# only when not zero, then Z), so a 10,000-version listing skips per-row type conversion, dicts
+# and serialisation in Python. SQLite keeps times as text: only the format SQLAlchemy stores
+# ("YYYY-MM-DD HH:MM:SS.ffffff") is rendered there; any other gives NULL and the listing falls
+# back to the typed columns of `_LISTED`.
+_STORED_TIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]." + (
+    "[0-9]" * 6
+)
+_SQLITE_VERSION_JSON = literal_column(
+    f"""CASE WHEN file_versions.created_at GLOB '{_STORED_TIME}' THEN json_object(
+    'file_id', file_versions.file_id,
+    'version', file_versions.version,
+    'blob_size', file_versions.blob_size,
+    'uploader_id', file_versions.uploader_id,
+    'created_at', substr(file_versions.created_at, 1, 10) || 'T'
+        || CASE WHEN substr(file_versions.created_at, 21) = '000000'
+           THEN substr(file_versions.created_at, 12, 8)
+           ELSE substr(file_versions.created_at, 12, 15) END || 'Z',
+    'manifest', json_object(
+        'body', file_versions.manifest_body, 'sig', file_versions.manifest_sig),
+    'encrypted_metadata', file_versions.encrypted_metadata,
+    'wrapped_key', file_versions.wrapped_key,
+    'deleted', CASE WHEN file_versions.deleted THEN json('true') ELSE json('false') END,
+    'tombstone', CASE WHEN files.tombstone_body <> '' AND files.tombstone_sig <> ''
+        THEN json_object('body', files.tombstone_body, 'sig', files.tombstone_sig) END
+) END"""
+)
+
+
+# PostgreSQL: row_to_json writes the same compact text (json_build_object would add spaces).
+_POSTGRES_VERSION_JSON = literal_column(
+    """(SELECT row_to_json(listed)::text FROM (SELECT
+    file_versions.file_id AS file_id,
+    file_versions.version AS version,
+    file_versions.blob_size AS blob_size,
+    file_versions.uploader_id AS uploader_id,
+    to_char(file_versions.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || CASE WHEN date_trunc('second', file_versions.created_at) = file_versions.created_at
+           THEN '' ELSE to_char(file_versions.created_at AT TIME ZONE 'UTC', '.US') END
+        || 'Z' AS created_at,
+    (SELECT row_to_json(m) FROM (SELECT
+        file_versions.manifest_body AS body, file_versions.manifest_sig AS sig) m) AS manifest,
+    file_versions.encrypted_metadata AS encrypted_metadata,
+    file_versions.wrapped_key AS wrapped_key,
+    coalesce(file_versions.deleted, false) AS deleted,
+    CASE WHEN files.tombstone_body <> '' AND files.tombstone_sig <> ''
+        THEN (SELECT row_to_json(t) FROM (SELECT
+            files.tombstone_body AS body, files.tombstone_sig AS sig) t) END AS tombstone
+) listed)"""
+)
+_VERSION_JSON = {"sqlite": _SQLITE_VERSION_JSON, "postgresql": _POSTGRES_VERSION_JSON}
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One listing: `items` (each version as its JSON object text, rendered by the database) or,
+    when the database did not render them, `rows` of the `_LISTED` columns; `last` is the
+    (file_id, version) of the final version listed."""
+
+    count: int
+    last: tuple[str, int] | None
+    items: list[str] | None = None
+    rows: list[Any] | None = None
+
+
+def _listing_query(columns: Any, case_id: str, limit: int | None, after: tuple[str, int] | None):
     query = (
-        select(*_LISTED)
+        select(*columns)
         .join(
             FileRow,
             (FileRow.case_id == FileVersion.case_id) & (FileRow.file_id == FileVersion.file_id),
@@ -100,9 +154,42 @@ def list_files(
         )
     if limit is not None:
         query = query.limit(limit)
-    # Through the session's connection as a Core statement: plain rows, no ORM loading step.
-    rows = db.connection().execute(query).all()
-    detail: dict[str, Any] = {"versions": len(rows)}
+    return query
+
+
+def _select_listing(
+    db: Session, case_id: str, limit: int | None, after: tuple[str, int] | None
+) -> Listing:
+    # Core statements on the session's connection: plain rows, no ORM loading step.
+    conn = db.connection()
+    rendered = _VERSION_JSON.get(conn.dialect.name)
+    if rendered is not None:
+        columns = (FileVersion.file_id, FileVersion.version, rendered)
+        rows = conn.execute(_listing_query(columns, case_id, limit, after)).all()
+        items = [item for _, _, item in rows]
+        if None not in items:
+            last = (rows[-1][0], rows[-1][1]) if rows else None
+            return Listing(count=len(rows), last=last, items=items)
+    rows = conn.execute(_listing_query(_LISTED, case_id, limit, after)).all()
+    last = (rows[-1].file_id, rows[-1].version) if rows else None
+    return Listing(count=len(rows), last=last, rows=rows)
+
+
+def list_files(
+    db: Session,
+    *,
+    user: User,
+    case_id: str,
+    source: str | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
+    after: tuple[str, int] | None = None,
+) -> Listing:
+    """Versions of a case ordered by file id and version; `after` = (file_id, version) and
+    `limit` page through a large case."""
+    require_member(db, case_id, user.id)
+    listing = _select_listing(db, case_id, limit, after)
+    detail: dict[str, Any] = {"versions": listing.count}
     if limit is not None or after is not None:
         detail["after"] = f"{after[0]}/{after[1]}" if after else None
     record_event(
@@ -115,7 +202,7 @@ def list_files(
         now=now or utcnow(),
     )
     db.commit()
-    return rows
+    return listing
 
 
 def find_version(

@@ -333,11 +333,12 @@ def list_files(
 ) -> Response:
     """Every version, or with `limit` one page of them; `next` names where the next page starts.
 
-    The document is serialised straight from the selected columns (same JSON as `FileList`):
+    The document is assembled from JSON the database rendered per version (SQLite), or
+    serialised straight from the selected columns, byte for byte the JSON of `FileList`:
     validating one model per row made a 10,000-file case cost most of a second.
     """
     cursor = _parse_after(after) if after is not None else None
-    rows = files.list_files(
+    listing = files.list_files(
         db,
         user=user,
         case_id=case_id,
@@ -346,11 +347,15 @@ def list_files(
         limit=limit,
         after=cursor,
     )
-    document: dict[str, Any] = {"versions": _listed_versions(rows)}
+    if listing.items is not None:
+        versions = b"[" + ",".join(listing.items).encode() + b"]"
+    else:
+        versions = to_json(_listed_versions(listing.rows or []))
+    body = b'{"versions":' + versions
     if limit is not None:
-        last = rows[-1] if len(rows) == limit else None
-        document["next"] = f"{last.file_id}:{last.version}" if last is not None else None
-    return Response(content=to_json(document), media_type="application/json")
+        last = listing.last if listing.count == limit else None
+        body += b',"next":' + to_json(f"{last[0]}:{last[1]}" if last is not None else None)
+    return Response(content=body + b"}", media_type="application/json")
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
