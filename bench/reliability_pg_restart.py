@@ -2,14 +2,17 @@
 a traceback) and succeed again once it is back.
 
     python -m bench.reliability_pg_restart [--database-url URL] [--threads 4] [--real-restart]
+                                           [--keep-log FILE]
 
 By default the server reaches PostgreSQL through a TCP relay in this process, and the outage is
 the relay cutting every connection and refusing new ones for OUTAGE_SECONDS: what the server sees
 of a restart, without disturbing anyone else using the cluster. --real-restart restarts the
 machine's shared cluster instead (`pg_ctlcluster --skip-systemctl-redirect 15 main restart`), so
 use it rarely and on purpose. Exits non-zero on a 5xx other than 503, on a reply
-that is not problem+json, when requests do not succeed again within RECOVERY_SECONDS of the
-restart, or when a file uploaded before the restart does not round-trip after it.
+that is not problem+json, on a connection the server cut, on a traceback in the server's log,
+when requests do not succeed again within RECOVERY_SECONDS of the restart, or when a file
+uploaded before the restart does not round-trip after it. --keep-log keeps the server's log
+(a loop of runs can collect every traceback a rare race produces).
 """
 
 from __future__ import annotations
@@ -195,11 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--real-restart", action="store_true",
                         help="restart the shared cluster instead of cutting a relay")
+    parser.add_argument("--keep-log", type=Path, metavar="FILE",
+                        help="copy the server's log to FILE (to study a failed run)")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="cv-pgrestart-"))
     try:
         problems, text = run(args.database_url, args.threads, root, args.real_restart)
     finally:
+        if args.keep_log:
+            for log in (root / "server").glob("server-*.log"):
+                shutil.copyfile(log, args.keep_log)
         shutil.rmtree(root, ignore_errors=True)
     print(text)
     for line in problems[:20]:
