@@ -46,7 +46,7 @@ def _drop_dbapi_connection(dbapi: Any) -> None:
 
 class _DropBeforeClose(Session):
     """A session whose connection is lost after the reply was built, just before the closing
-    rollback: the point where an outage used to crash the request in the server log."""
+    rollback: a restart landing here fails that rollback after the reply is on its way."""
 
     def close(self) -> None:
         if self.in_transaction():
@@ -67,8 +67,8 @@ def test_connection_lost_before_the_session_closes_is_a_warning(app, client, mak
     )
     caplog.set_level(logging.WARNING)
     try:
-        # TestClient raises whatever escapes the app: before the fix, the failed rollback left
-        # the app as "Caught handled exception, but response already started".
+        # TestClient raises whatever escapes the app: a failed rollback that is not handled
+        # surfaces as "Caught handled exception, but response already started".
         reply = client.get("/v1/me", headers=alice.headers)
     finally:
         app.state.sessionmaker = usual
