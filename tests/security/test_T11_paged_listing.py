@@ -215,6 +215,8 @@ def test_T11_dropped_middle_page_is_caught_by_the_files_seen(eight_files):
         return honest_page(versions, limit, after)
 
     vault, net = _hostile(alice, skip_second)
-    with pytest.raises(IntegrityError, match="hiding a file"):
+    # Which message depends on the random file ids: the dropped page may hold only version 2
+    # of the file whose version 1 is on the first page.
+    with pytest.raises(IntegrityError, match="hiding a (file|newer version)"):
         vault.ls(case_id)
     assert len(net.pages) == 3
