@@ -34,7 +34,8 @@ from bench.harness import (
     ServerProc,
     client_env,
     new_lawyer,
-    run_rss,
+    process_cpu_s,
+    run_measured,
     sha256_file,
     table,
     vm_hwm_kib,
@@ -47,35 +48,48 @@ GOAL_MEM_DELTA_MIB = 64
 
 
 def _age(src: Path, work: Path) -> dict[str, float]:
+    """age to local disk, and the same followed by an fsync of its output: the CLI's download
+    fsyncs the file before renaming it into place, and the server fsyncs every part."""
     key = work / "age.key"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
     recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True,
                                text=True).stdout.strip()
     enc, dec = work / "file.age", work / "file.age.out"
-    t_enc, rss_enc, _ = run_rss(["age", "-r", recipient, "-o", str(enc), str(src)], os.environ)
-    t_dec, rss_dec, _ = run_rss(["age", "-d", "-i", str(key), "-o", str(dec), str(enc)],
-                                os.environ)
+    up = run_measured(["age", "-r", recipient, "-o", str(enc), str(src)], os.environ)
+    up_sync = run_measured(["sync", str(enc)], os.environ)
+    down = run_measured(["age", "-d", "-i", str(key), "-o", str(dec), str(enc)], os.environ)
+    down_sync = run_measured(["sync", str(dec)], os.environ)
     if sha256_file(dec) != sha256_file(src):
         raise RuntimeError("age round trip changed the file")
     enc.unlink()
     dec.unlink()
-    return {"up_s": t_enc, "down_s": t_dec, "up_rss_kib": rss_enc, "down_rss_kib": rss_dec}
+    return {"up_s": up.seconds, "down_s": down.seconds,
+            "up_fsync_s": up.seconds + up_sync.seconds,
+            "down_fsync_s": down.seconds + down_sync.seconds,
+            "up_cpu_s": up.cpu_s, "down_cpu_s": down.cpu_s,
+            "up_rss_kib": up.rss_kib, "down_rss_kib": down.rss_kib}
 
 
 def _cli(server: ServerProc, home: Path, case_id: str, src: Path, work: Path,
          expected_sha: str) -> dict[str, float]:
     env = client_env(server, home)
-    t_up, rss_up, out = run_rss([str(BIN / "casevault"), "--json", "put", case_id, str(src)], env)
-    (uploaded,) = json.loads(out)
+    cpu0 = process_cpu_s(server.pid)
+    up = run_measured([str(BIN / "casevault"), "--json", "put", case_id, str(src)], env)
+    cpu1 = process_cpu_s(server.pid)
+    (uploaded,) = json.loads(up.stdout)
     if uploaded["sha256"] != expected_sha:
         raise RuntimeError("the CLI reported another SHA-256 than the file's")
     dest = work / "cli.out"
-    t_down, rss_down, _ = run_rss([str(BIN / "casevault"), "--json", "get", case_id,
-                                   uploaded["file_id"], "-o", str(dest)], env)
+    down = run_measured([str(BIN / "casevault"), "--json", "get", case_id,
+                         uploaded["file_id"], "-o", str(dest)], env)
+    cpu2 = process_cpu_s(server.pid)
     if sha256_file(dest) != expected_sha:
         raise RuntimeError("the CLI download does not match the uploaded file")
     dest.unlink()
-    return {"up_s": t_up, "down_s": t_down, "up_rss_kib": rss_up, "down_rss_kib": rss_down}
+    return {"up_s": up.seconds, "down_s": down.seconds,
+            "up_cpu_s": up.cpu_s, "down_cpu_s": down.cpu_s,
+            "up_server_cpu_s": cpu1 - cpu0, "down_server_cpu_s": cpu2 - cpu1,
+            "up_rss_kib": up.rss_kib, "down_rss_kib": down.rss_kib}
 
 
 def _plain(server: ServerProc, vault, case_id: str, src: Path, work: Path) -> dict[str, float]:
@@ -93,6 +107,7 @@ def _plain(server: ServerProc, vault, case_id: str, src: Path, work: Path) -> di
     base = f"/v1/cases/{case_id}"
     meta, wrapped = b64e(b"\x00" * 64), b64e(b"\x00" * 72)
     with httpx.Client(base_url=server.url, headers=headers, timeout=600) as http:
+        cpu0 = process_cpu_s(server.pid)
         start = time.perf_counter()
         up = http.post(f"{base}/uploads", json={"file_id": file_id, "version": 1,
                                                  "total_size": size, "part_size": PART_SIZE})
@@ -118,6 +133,7 @@ def _plain(server: ServerProc, vault, case_id: str, src: Path, work: Path) -> di
                             "encrypted_metadata": meta, "wrapped_key": wrapped})
         r.raise_for_status()
         t_up = time.perf_counter() - start
+        cpu1 = process_cpu_s(server.pid)
         dest = work / "plain.out"
         start = time.perf_counter()
         got = hashlib.sha256()
@@ -130,10 +146,12 @@ def _plain(server: ServerProc, vault, case_id: str, src: Path, work: Path) -> di
             out.flush()
             os.fsync(out.fileno())
         t_down = time.perf_counter() - start
+        cpu2 = process_cpu_s(server.pid)
     if got.hexdigest() != whole.hexdigest():
         raise RuntimeError("the plain download does not match the upload")
     dest.unlink()
-    return {"up_s": t_up, "down_s": t_down}
+    return {"up_s": t_up, "down_s": t_down,
+            "up_server_cpu_s": cpu1 - cpu0, "down_server_cpu_s": cpu2 - cpu1}
 
 
 def run_size(size: int, root: Path, cheap_kdf: bool) -> dict[str, object]:
@@ -164,13 +182,23 @@ def report(results: list[dict]) -> tuple[str, dict[str, object]]:
     rows = []
     big, small = results[-1], results[0]
     size = big["size"]
+    cpu_rows = []
     for way, label in (("up", "upload / encrypt"), ("down", "download / decrypt")):
         cli, age, plain = big["cli"][f"{way}_s"], big["age"][f"{way}_s"], big["plain"][f"{way}_s"]
+        age_sync = big["age"][f"{way}_fsync_s"]
         rows.append([label, f"{cli:.2f}", _mibs(size, cli), f"{age:.2f}", _mibs(size, age),
-                     f"{age / cli:.2f}x", f"{plain:.2f}", _mibs(size, plain),
-                     f"{plain / cli:.2f}x"])
+                     f"{age / cli:.2f}x", f"{age_sync:.2f}", f"{age_sync / cli:.2f}x",
+                     f"{plain:.2f}", _mibs(size, plain), f"{plain / cli:.2f}x"])
+        client_cpu, server_cpu = big["cli"][f"{way}_cpu_s"], big["cli"][f"{way}_server_cpu_s"]
+        cpu_rows.append([label, f"{client_cpu:.2f}", f"{server_cpu:.2f}",
+                         f"{client_cpu + server_cpu:.2f}",
+                         f"{big['plain'][f'{way}_server_cpu_s']:.2f}",
+                         f"{big['age'][f'{way}_cpu_s']:.2f}", f"{age:.2f}"])
     speed = table(["direction", "cli s", "cli MiB/s", "age s", "age MiB/s", "cli/age speed",
-                   "plain s", "plain MiB/s", "cli/plain speed"], rows)
+                   "age+fsync s", "cli/age+fsync", "plain s", "plain MiB/s",
+                   "cli/plain speed"], rows)
+    cpu = table(["direction", "CLI cpu s", "server cpu s", "CLI+server cpu s",
+                 "server cpu s, plain", "age cpu s", "age wall s"], cpu_rows)
     mem_rows = []
     for who, key in (("CLI put", ("cli", "up_rss_kib")), ("CLI get", ("cli", "down_rss_kib")),
                      ("age encrypt", ("age", "up_rss_kib")),
@@ -193,7 +221,8 @@ def report(results: list[dict]) -> tuple[str, dict[str, object]]:
         "goal_memory_met": max(deltas) < GOAL_MEM_DELTA_MIB,
     }
     text = (f"Transfer of {size // MIB} MiB (speed: higher is better; ratios are speed ratios, "
-            f"goal >= {GOAL_RATIO}x age)\n{speed}\n\nPeak memory\n{memory}\n\n"
+            f"goal >= {GOAL_RATIO}x age)\n{speed}\n\nCPU seconds (user + system) for the "
+            f"same transfers\n{cpu}\n\nPeak memory\n{memory}\n\n"
             f"goals: speed {'met' if summary['goal_speed_met'] else 'NOT met'}, memory "
             f"{'met' if summary['goal_memory_met'] else 'NOT met'} "
             f"(delta < {GOAL_MEM_DELTA_MIB} MiB)")

@@ -189,8 +189,18 @@ def client_env(server: ServerProc, home: Path) -> dict[str, str]:
             "CASEVAULT_SERVER": server.url, "CASEVAULT_PASSPHRASE": PASSPHRASE}
 
 
-def run_rss(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, int, str]:
-    """Run a command to completion; returns (seconds, its own peak RSS in KiB, stdout).
+@dataclass(frozen=True)
+class Measured:
+    """One finished command: wall seconds, its CPU seconds (user + system), peak RSS, stdout."""
+
+    seconds: float
+    cpu_s: float
+    rss_kib: int
+    stdout: str
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Measured:
+    """Run a command to completion under GNU time.
 
     The peak comes from GNU time, not from our own wait4: on Linux a child forked from this
     process starts with this process's high-water mark, which would be counted as its own.
@@ -198,16 +208,31 @@ def run_rss(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tup
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        out, err, rss = (Path(tmp) / n for n in ("out", "err", "rss"))
+        out, err, stats = (Path(tmp) / n for n in ("out", "err", "stats"))
         with out.open("wb") as o, err.open("wb") as e:
             start = time.perf_counter()
-            rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss), *map(str, cmd)],
-                                env=env, cwd=cwd, stdout=o, stderr=e).returncode
+            rc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", str(stats),
+                                 *map(str, cmd)], env=env, cwd=cwd, stdout=o,
+                                stderr=e).returncode
             elapsed = time.perf_counter() - start
         tail = err.read_text(errors="replace")[-2000:]
         if rc != 0:
             raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} exited {rc}: {tail}")
-        return elapsed, int(rss.read_text().split()[-1]), out.read_text(errors="replace")
+        rss, user, system = stats.read_text().split()[-3:]
+        return Measured(elapsed, float(user) + float(system), int(rss),
+                        out.read_text(errors="replace"))
+
+
+def run_rss(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, int, str]:
+    """(seconds, peak RSS in KiB, stdout) of a command run to completion (see run_measured)."""
+    m = run_measured(cmd, env, cwd)
+    return m.seconds, m.rss_kib, m.stdout
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
