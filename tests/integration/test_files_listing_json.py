@@ -1,5 +1,5 @@
 """The file list body is byte for byte what Pydantic writes for `FileList` of the same rows,
-whichever way the server built it (rendered by SQLite, or serialised from plain rows)."""
+whichever database it comes from and whatever form a stored time has."""
 
 from __future__ import annotations
 
@@ -61,8 +61,7 @@ def _model_versions(engine, case_id: str) -> list[VersionOut]:
             sa.select(FileVersion, FileRow)
             .join(
                 FileRow,
-                (FileRow.case_id == FileVersion.case_id)
-                & (FileRow.file_id == FileVersion.file_id),
+                (FileRow.case_id == FileVersion.case_id) & (FileRow.file_id == FileVersion.file_id),
             )
             .where(FileVersion.case_id == case_id)
             .order_by(FileVersion.file_id, FileVersion.version)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import literal_column, select, update
+from sqlalchemy import String, select, type_coerce, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from vault.db.base import utcnow
@@ -53,7 +55,8 @@ def file_row(db: Session, case_id: str, file_id: str) -> FileRow | None:
 
 
 # Only what a listing shows, in this order (the route unpacks rows by position): no per-row ORM
-# objects, no columns it does not need (blob keys).
+# objects, no columns it does not need (blob keys). Tombstones are read apart, for the few
+# tombstoned files of a page, rather than by joining `files` onto every version.
 _LISTED = (
     FileVersion.file_id,
     FileVersion.version,
@@ -65,84 +68,45 @@ _LISTED = (
     FileVersion.encrypted_metadata,
     FileVersion.wrapped_key,
     FileVersion.deleted,
-    FileRow.tombstone_body,
-    FileRow.tombstone_sig,
 )
+# SQLite keeps times as text: the stored text is read as it is and rewritten by `_sqlite_time`,
+# which costs far less per row than the column type's parse into a datetime.
+_LISTED_SQLITE = tuple(
+    type_coerce(c, String).label("created_at") if c is FileVersion.created_at else c
+    for c in _LISTED
+)
+# The text SQLAlchemy stores for a UTC time on SQLite: "YYYY-MM-DD HH:MM:SS.ffffff".
+_STORED_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+_SQLITE_DATETIME = sqlite.DATETIME().result_processor(sqlite.dialect(), None)
 
 
-# The database renders each version as the JSON object `VersionOut` describes, the text
-# Pydantic would write (compact, same key order, created_at as seconds, then microseconds
-# only when not zero, then Z), so a 10,000-version listing skips per-row type conversion, dicts
-# and serialisation in Python. SQLite keeps times as text: only the format SQLAlchemy stores
-# ("YYYY-MM-DD HH:MM:SS.ffffff") is rendered there; any other gives NULL and the listing falls
-# back to the typed columns of `_LISTED`.
-_STORED_TIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]." + (
-    "[0-9]" * 6
-)
-_SQLITE_VERSION_JSON = literal_column(
-    f"""CASE WHEN file_versions.created_at GLOB '{_STORED_TIME}' THEN json_object(
-    'file_id', file_versions.file_id,
-    'version', file_versions.version,
-    'blob_size', file_versions.blob_size,
-    'uploader_id', file_versions.uploader_id,
-    'created_at', substr(file_versions.created_at, 1, 10) || 'T'
-        || CASE WHEN substr(file_versions.created_at, 21) = '000000'
-           THEN substr(file_versions.created_at, 12, 8)
-           ELSE substr(file_versions.created_at, 12, 15) END || 'Z',
-    'manifest', json_object(
-        'body', file_versions.manifest_body, 'sig', file_versions.manifest_sig),
-    'encrypted_metadata', file_versions.encrypted_metadata,
-    'wrapped_key', file_versions.wrapped_key,
-    'deleted', CASE WHEN file_versions.deleted THEN json('true') ELSE json('false') END,
-    'tombstone', CASE WHEN files.tombstone_body <> '' AND files.tombstone_sig <> ''
-        THEN json_object('body', files.tombstone_body, 'sig', files.tombstone_sig) END
-) END"""
-)
+def _sqlite_time(text: str) -> str | datetime:
+    """A stored time as Pydantic writes it: seconds, microseconds only when not zero, then Z.
+    Any other stored form is parsed as the column type would parse it."""
+    if _STORED_TIME.fullmatch(text):
+        if text.endswith("000000"):
+            return f"{text[:10]}T{text[11:19]}Z"
+        return f"{text[:10]}T{text[11:]}Z"
+    return _SQLITE_DATETIME(text).replace(tzinfo=UTC)
 
 
-# PostgreSQL: row_to_json writes the same compact text (json_build_object would add spaces).
-_POSTGRES_VERSION_JSON = literal_column(
-    """(SELECT row_to_json(listed)::text FROM (SELECT
-    file_versions.file_id AS file_id,
-    file_versions.version AS version,
-    file_versions.blob_size AS blob_size,
-    file_versions.uploader_id AS uploader_id,
-    to_char(file_versions.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-        || CASE WHEN date_trunc('second', file_versions.created_at) = file_versions.created_at
-           THEN '' ELSE to_char(file_versions.created_at AT TIME ZONE 'UTC', '.US') END
-        || 'Z' AS created_at,
-    (SELECT row_to_json(m) FROM (SELECT
-        file_versions.manifest_body AS body, file_versions.manifest_sig AS sig) m) AS manifest,
-    file_versions.encrypted_metadata AS encrypted_metadata,
-    file_versions.wrapped_key AS wrapped_key,
-    coalesce(file_versions.deleted, false) AS deleted,
-    CASE WHEN files.tombstone_body <> '' AND files.tombstone_sig <> ''
-        THEN (SELECT row_to_json(t) FROM (SELECT
-            files.tombstone_body AS body, files.tombstone_sig AS sig) t) END AS tombstone
-) listed)"""
-)
-_VERSION_JSON = {"sqlite": _SQLITE_VERSION_JSON, "postgresql": _POSTGRES_VERSION_JSON}
+def _same(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True)
 class Listing:
-    """One listing: `items` (each version as its JSON object text, rendered by the database) or,
-    when the database did not render them, `rows` of the `_LISTED` columns; `last` is the
-    (file_id, version) of the final version listed."""
+    """Versions as rows of the `_LISTED` columns; `created_at(value)` gives what goes into the
+    JSON for a row's created_at; `tombstones` maps each tombstoned file listed to its record."""
 
-    count: int
-    last: tuple[str, int] | None
-    items: list[str] | None = None
-    rows: list[Any] | None = None
+    rows: list[Any]
+    created_at: Callable[[Any], Any]
+    tombstones: dict[str, dict[str, str]]
 
 
 def _listing_query(columns: Any, case_id: str, limit: int | None, after: tuple[str, int] | None):
     query = (
         select(*columns)
-        .join(
-            FileRow,
-            (FileRow.case_id == FileVersion.case_id) & (FileRow.file_id == FileVersion.file_id),
-        )
         .where(FileVersion.case_id == case_id)
         .order_by(FileVersion.file_id, FileVersion.version)
     )
@@ -162,17 +126,23 @@ def _select_listing(
 ) -> Listing:
     # Core statements on the session's connection: plain rows, no ORM loading step.
     conn = db.connection()
-    rendered = _VERSION_JSON.get(conn.dialect.name)
-    if rendered is not None:
-        columns = (FileVersion.file_id, FileVersion.version, rendered)
-        rows = conn.execute(_listing_query(columns, case_id, limit, after)).all()
-        items = [item for _, _, item in rows]
-        if None not in items:
-            last = (rows[-1][0], rows[-1][1]) if rows else None
-            return Listing(count=len(rows), last=last, items=items)
-    rows = conn.execute(_listing_query(_LISTED, case_id, limit, after)).all()
-    last = (rows[-1].file_id, rows[-1].version) if rows else None
-    return Listing(count=len(rows), last=last, rows=rows)
+    on_sqlite = conn.dialect.name == "sqlite"
+    columns = _LISTED_SQLITE if on_sqlite else _LISTED
+    rows = conn.execute(_listing_query(columns, case_id, limit, after)).all()
+    tombstones: dict[str, dict[str, str]] = {}
+    if rows:
+        # Only the files of this page (ordered by file id, so between its first and last).
+        marked = conn.execute(
+            select(FileRow.file_id, FileRow.tombstone_body, FileRow.tombstone_sig).where(
+                FileRow.case_id == case_id,
+                FileRow.file_id.between(rows[0].file_id, rows[-1].file_id),
+                FileRow.tombstone_body.is_not(None),
+            )
+        )
+        tombstones = {
+            file_id: {"body": body, "sig": sig} for file_id, body, sig in marked if body and sig
+        }
+    return Listing(rows, _sqlite_time if on_sqlite else _same, tombstones)
 
 
 def list_files(
@@ -189,7 +159,7 @@ def list_files(
     `limit` page through a large case."""
     require_member(db, case_id, user.id)
     listing = _select_listing(db, case_id, limit, after)
-    detail: dict[str, Any] = {"versions": listing.count}
+    detail: dict[str, Any] = {"versions": len(listing.rows)}
     if limit is not None or after is not None:
         detail["after"] = f"{after[0]}/{after[1]}" if after else None
     record_event(

@@ -277,25 +277,23 @@ def complete_upload(
     )
 
 
-def _listed_versions(rows: list[Any]) -> list[dict[str, Any]]:
-    """Rows of `files.list_files` as the JSON objects `VersionOut` describes (unpacked by
-    position: per-row attribute lookups were a measurable part of a 10,000-file list)."""
+def _listed_versions(listing: files.Listing) -> list[dict[str, Any]]:
+    """A listing as the JSON objects `VersionOut` describes (rows unpacked by position:
+    per-row attribute lookups were a measurable part of a 10,000-file list)."""
+    created = listing.created_at
+    tombstone = listing.tombstones.get
     return [
         {
             "file_id": file_id,
             "version": version,
             "blob_size": blob_size,
             "uploader_id": uploader_id,
-            "created_at": created_at,
+            "created_at": created(created_at),
             "manifest": {"body": manifest_body, "sig": manifest_sig},
             "encrypted_metadata": encrypted_metadata,
             "wrapped_key": wrapped_key,
             "deleted": bool(deleted),
-            "tombstone": (
-                {"body": tombstone_body, "sig": tombstone_sig}
-                if tombstone_body and tombstone_sig
-                else None
-            ),
+            "tombstone": tombstone(file_id),
         }
         for (
             file_id,
@@ -308,9 +306,7 @@ def _listed_versions(rows: list[Any]) -> list[dict[str, Any]]:
             encrypted_metadata,
             wrapped_key,
             deleted,
-            tombstone_body,
-            tombstone_sig,
-        ) in rows
+        ) in listing.rows
     ]
 
 
@@ -333,8 +329,7 @@ def list_files(
 ) -> Response:
     """Every version, or with `limit` one page of them; `next` names where the next page starts.
 
-    The document is assembled from JSON the database rendered per version (SQLite), or
-    serialised straight from the selected columns, byte for byte the JSON of `FileList`:
+    The document is serialised straight from the selected columns (same JSON as `FileList`):
     validating one model per row made a 10,000-file case cost most of a second.
     """
     cursor = _parse_after(after) if after is not None else None
@@ -347,15 +342,11 @@ def list_files(
         limit=limit,
         after=cursor,
     )
-    if listing.items is not None:
-        versions = b"[" + ",".join(listing.items).encode() + b"]"
-    else:
-        versions = to_json(_listed_versions(listing.rows or []))
-    body = b'{"versions":' + versions
+    document: dict[str, Any] = {"versions": _listed_versions(listing)}
     if limit is not None:
-        last = listing.last if listing.count == limit else None
-        body += b',"next":' + to_json(f"{last[0]}:{last[1]}" if last is not None else None)
-    return Response(content=body + b"}", media_type="application/json")
+        last = listing.rows[-1] if len(listing.rows) == limit else None
+        document["next"] = f"{last.file_id}:{last.version}" if last is not None else None
+    return Response(content=to_json(document), media_type="application/json")
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
