@@ -293,30 +293,55 @@ def tree_head(db: DbLike) -> tuple[int, bytes]:
     return row.size, merkle.root_from_frontier(_split_frontier(row.frontier))
 
 
-def _fetch_subtrees(db: DbLike, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """All the stored hashes a proof needs, in one round trip of primary-key point look-ups.
+# PostgreSQL: two statements whose text never changes, so psycopg prepares them once and the
+# planner sees plain primary-key look-ups. A UNION ALL of one branch per hash (what SQLite
+# gets) was planned as a parallel append when the tables had no statistics yet: two worker
+# processes started for 27 point reads, 25 ms per proof at 10^6 leaves instead of a few.
+_PG_LEAVES = sa.text(
+    "SELECT 0 AS lv, leaf_index AS ix, leaf_hash AS h FROM log_leaves"
+    " WHERE leaf_index = ANY(CAST(:ix AS bigint[]))"
+)
+_PG_NODES = sa.text(
+    'SELECT n.level AS lv, n."index" AS ix, n.hash AS h FROM log_nodes AS n'
+    " JOIN unnest(CAST(:lv AS smallint[]), CAST(:ix AS bigint[])) AS k(lv, ix)"
+    ' ON n.level = k.lv AND n."index" = k.ix'
+)
 
-    The statement is built as text on purpose: composing a large SQLAlchemy expression per
-    proof costs more than the look-ups themselves, and a row-value IN is not index-assisted
-    on SQLite. Only integers are bound; nothing from the request reaches the SQL text.
+
+def _fetch_subtrees(db: DbLike, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """All the stored hashes a proof needs, as primary-key point look-ups in one or two round
+    trips.
+
+    On SQLite the statement is built as text on purpose: composing a large SQLAlchemy
+    expression per proof costs more than the look-ups themselves, and a row-value IN is not
+    index-assisted there. Only integers are bound; nothing from the request reaches the SQL.
     """
     keys = sorted(set(keys))
     if not keys:
         return {}
-    parts, params = [], {}
-    for n, (level, index) in enumerate(keys):
-        params[f"l{n}"], params[f"i{n}"] = int(level), int(index)
-        if level == 0:
-            parts.append(
-                f"SELECT :l{n} AS lv, leaf_index AS ix, leaf_hash AS h FROM log_leaves"  # noqa: S608
-                f" WHERE leaf_index = :i{n}"
-            )
-        else:
-            parts.append(
-                f'SELECT :l{n} AS lv, "index" AS ix, hash AS h FROM log_nodes'  # noqa: S608
-                f' WHERE level = :l{n} AND "index" = :i{n}'
-            )
-    rows = db.execute(sa.text(" UNION ALL ".join(parts)), params)
+    bind = db if isinstance(db, Connection) else db.get_bind()
+    if bind.dialect.name == "postgresql":
+        leaves = [int(i) for lv, i in keys if lv == 0]
+        nodes = [(int(lv), int(i)) for lv, i in keys if lv != 0]
+        rows = list(db.execute(_PG_LEAVES, {"ix": leaves})) if leaves else []
+        if nodes:
+            rows += db.execute(_PG_NODES, {"lv": [lv for lv, _ in nodes],
+                                           "ix": [i for _, i in nodes]})
+    else:
+        parts, params = [], {}
+        for n, (level, index) in enumerate(keys):
+            params[f"l{n}"], params[f"i{n}"] = int(level), int(index)
+            if level == 0:
+                parts.append(
+                    f"SELECT :l{n} AS lv, leaf_index AS ix, leaf_hash AS h"  # noqa: S608
+                    f" FROM log_leaves WHERE leaf_index = :i{n}"
+                )
+            else:
+                parts.append(
+                    f'SELECT :l{n} AS lv, "index" AS ix, hash AS h FROM log_nodes'  # noqa: S608
+                    f' WHERE level = :l{n} AND "index" = :i{n}'
+                )
+        rows = db.execute(sa.text(" UNION ALL ".join(parts)), params)
     found = {(int(r.lv), int(r.ix)): bytes(r.h) for r in rows}
     missing = set(keys) - found.keys()
     if missing:
