@@ -21,7 +21,6 @@ from client import crypto
 from client.api import ApiError, BlobDamaged, NotFound
 from client.auditlog import AuditVerificationError
 from client.vault_cases import CaseContext, CaseOps, audit_failure, iso
-from client.vault_download import fetch_while_decrypting
 from client.vault_errors import ServerCopyDamaged, VaultError
 from client.vault_history import check_listing
 from client.vault_listing import fetch_all_versions
@@ -414,17 +413,14 @@ class FileOps:
             raise VaultError(f"{dest} already exists; choose another path with -o")
         key = f"down-{case_id}-{file_id}-{manifest.version}-{manifest.blob_sha256[:16]}"
         blob_path = self.vault.keystore.transfer_path(key, "blob")
+        log_index = self._download(ctx, manifest, blob_path, meta.name)
         try:
-            # Decrypted while it arrives; the decryptor reaches the end of the blob only after
-            # its SHA-256 was checked against the manifest, so the output is renamed into place
-            # only for a verified blob.
-            log_index = fetch_while_decrypting(
-                blob_path,
-                lambda blob: self._download(ctx, manifest, blob_path, meta.name, blob.grew),
-                lambda blob: crypto.decrypt_to_path(
-                    blob, dest, file_key, case_id=case_id, file_id=file_id,
+            with blob_path.open("rb") as src:
+                # The blob's SHA-256 was checked against the manifest as it reached the disk.
+                crypto.decrypt_to_path(
+                    src, dest, file_key, case_id=case_id, file_id=file_id,
                     version=manifest.version, plaintext_size=meta.size,
-                    expected_sha256=meta.sha256, blob_verified_by_caller=True))
+                    expected_sha256=meta.sha256, blob_verified_by_caller=True)
         except crypto.IntegrityError as exc:
             blob_path.unlink(missing_ok=True)
             raise crypto.IntegrityError(f"file {file_id}") from exc
@@ -437,12 +433,10 @@ class FileOps:
                 "uploaded_by": ctx.username(manifest.uploader)}
 
     def _download(self, ctx: CaseContext, manifest: Manifest, blob_path: Path,
-                  label: str, grew: Callable[[int], None] | None = None) -> Any:
+                  label: str) -> Any:
         """Fetch the blob into the transfer folder, resuming with Range where it stopped, and
         check its size and SHA-256 against the manifest on the way to the disk.
 
-        `grew(size)` is told each time the file holds `size` bytes of the blob, for a reader
-        that decrypts it meanwhile.
         Returns the audit log index the server gave for the download (None if it gave none).
         A blob already complete on disk still has its last byte fetched again: the request is
         logged like any download, so the access has its receipt.
@@ -450,7 +444,8 @@ class FileOps:
         what = f"file {manifest.file_id}"
         offset = blob_path.stat().st_size if blob_path.exists() else 0
         if offset > manifest.blob_size:
-            offset = 0  # not this blob: truncated below (same file, so a reader keeps up)
+            blob_path.unlink()
+            offset = 0
         offset = min(offset, manifest.blob_size - 1)
         digest = hashlib.sha256()
         path = self._files_path(
@@ -463,8 +458,6 @@ class FileOps:
             out.truncate(offset)
             bar.advance(offset)
             written = offset
-            if grew is not None:
-                grew(offset)
 
             def sink(chunk: bytes) -> None:
                 nonlocal written
@@ -474,9 +467,6 @@ class FileOps:
                 out.write(chunk)
                 digest.update(chunk)
                 bar.advance(len(chunk))
-                if grew is not None:
-                    out.flush()  # the decryptor reads the file through its own descriptor
-                    grew(written)
 
             headers: dict[str, str] = {}
             try:
