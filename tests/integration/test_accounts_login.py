@@ -132,6 +132,21 @@ def test_auth_key_hash_is_upgraded_when_parameters_rise(app_settings, client, ma
     assert _login(client, alice, alice.totp_at(clock.now)).status_code == 200
 
 
+def test_auth_key_hash_is_not_replaced_by_a_login_failing_its_second_factor(
+    app_settings, client, make_user, clock
+):
+    alice = make_user("alice")
+    strong = create_app(app_settings.model_copy(update={"test_insecure_kdf": False}), clock=clock)
+    query = sa.text("SELECT auth_key_hash FROM users WHERE username='alice'")
+    with TestClient(strong) as strong_client:
+        with strong.state.engine.connect() as conn:
+            before = conn.execute(query).scalar_one()
+        assert _login(strong_client, alice, "000000").status_code == 401
+        with strong.state.engine.connect() as conn:
+            after = conn.execute(query).scalar_one()
+    assert SecretHasher().needs_rehash(before) and after == before
+
+
 class _CountingHasher(SecretHasher):
     def __init__(self) -> None:
         super().__init__(insecure_test_parameters=True)

@@ -317,6 +317,11 @@ def _check_credentials(
         reason = "unknown_account" if user is None else "bad_key"
         raise _fail(db, action=f"{event_prefix}:failure", user=user, source=source, now=now,
                     reason=reason)
+    # A stronger or re-shaped hash is computed before the second factor's write: on SQLite
+    # that write takes the database's single write lock, which must not be held for a hash.
+    rehashed = None
+    if not recovery_proof and env.hasher.needs_rehash(user.auth_key_hash):
+        rehashed = env.hasher.hash(secret)
     try:
         verify_second_factor(
             db, env, user=user, code=code, now=now, allow_recovery_code=allow_recovery_code
@@ -325,8 +330,8 @@ def _check_credentials(
         action = "account:totp:replay" if rejected.replay else f"{event_prefix}:failure"
         raise _fail(db, action=action, user=user, source=source, now=now,
                     reason="totp_replay" if rejected.replay else "bad_second_factor") from None
-    if not recovery_proof and env.hasher.needs_rehash(user.auth_key_hash):
-        user.auth_key_hash = env.hasher.hash(secret)
+    if rehashed is not None:
+        user.auth_key_hash = rehashed
     return user
 
 
