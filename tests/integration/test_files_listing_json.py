@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from casekit import CaseKit
 from sqlalchemy.orm import Session
 
-from vault.api.routes.files import FileList, VersionOut
+from vault.api.routes.files import FileList, VersionOut, _version_out
 from vault.db.engine import make_engine
 from vault.db.models_cases import FileRow, FileVersion
 
@@ -66,25 +66,8 @@ def _model_versions(engine, case_id: str) -> list[VersionOut]:
             .where(FileVersion.case_id == case_id)
             .order_by(FileVersion.file_id, FileVersion.version)
         ).all()
-        return [
-            VersionOut(
-                file_id=v.file_id,
-                version=v.version,
-                blob_size=v.blob_size,
-                uploader_id=v.uploader_id,
-                created_at=v.created_at,
-                manifest={"body": v.manifest_body, "sig": v.manifest_sig},
-                encrypted_metadata=v.encrypted_metadata,
-                wrapped_key=v.wrapped_key,
-                deleted=v.deleted,
-                tombstone=(
-                    {"body": f.tombstone_body, "sig": f.tombstone_sig}
-                    if f.tombstone_body and f.tombstone_sig
-                    else None
-                ),
-            )
-            for v, f in pairs
-        ]
+        # The route's own model path (used for single versions) is the reference.
+        return [_version_out(v, f) for v, f in pairs]
 
 
 def _get(kit, case, user, **params):
