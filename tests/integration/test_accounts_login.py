@@ -229,3 +229,39 @@ def test_rate_limiting_fails_closed(client, app, make_user, clock):
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"
     assert "Retry-After" in response.headers
+
+
+class _PausingHasher(SecretHasher):
+    """Records how many pooled database connections are checked out while a hash runs."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(insecure_test_parameters=True)
+        self.engine = engine
+        self.checked_out: list[int] = []
+
+    def verify(self, stored_hash, secret):
+        self.checked_out.append(self.engine.pool.checkedout())
+        return super().verify(stored_hash, secret)
+
+    def hash(self, secret):
+        self.checked_out.append(self.engine.pool.checkedout())
+        return super().hash(secret)
+
+
+def test_no_database_connection_is_held_while_argon2_runs(app, client, make_user, clock):
+    """A login burst queues on the hash slots; each waiting login holding a pooled connection
+    used to leave other users' requests waiting for one."""
+    alice = make_user("alice")
+    env = app.state.auth_env
+    hasher = _PausingHasher(app.state.engine)
+    app.state.auth_env = AuthEnv(
+        settings=env.settings, keys=env.keys, hasher=hasher, sessionmaker=env.sessionmaker
+    )
+    assert _login(client, alice, alice.totp_at(clock.now)).status_code == 200
+    clock.advance(30)
+    assert _login(client, alice, "000000").status_code == 401
+    assert hasher.checked_out == [0, 0]
+    # Registration (two hashes) and activation (one) hold none either.
+    hasher.checked_out.clear()
+    make_user("bob")
+    assert hasher.checked_out == [0, 0, 0]

@@ -176,6 +176,9 @@ def register(
     if record.username != username:
         raise InvalidIdentityRecord("the identity record names another user")
 
+    # Hashed before the first write: on SQLite a write takes the database's single write lock,
+    # which must not be held for two argon2 runs.
+    auth_key_hash, recovery_auth_hash = env.hasher.hash(key), env.hasher.hash(recovery)
     if invite is not None or settings.invite_only:
         _consume_invite(db, code=invite or "", user_id=record.user_id, now=now)
     existing = _user_by_name(db, username)
@@ -200,8 +203,8 @@ def register(
         kdf_salt=salt,
         kdf_ops=kdf.ops,
         kdf_mem=kdf.mem,
-        auth_key_hash=env.hasher.hash(key),
-        recovery_auth_hash=env.hasher.hash(recovery),
+        auth_key_hash=auth_key_hash,
+        recovery_auth_hash=recovery_auth_hash,
         identity_body=record.signed["body"],
         identity_sig=record.signed["sig"],
         identity_wrapped_kek=identity_wrapped_kek,
@@ -312,6 +315,11 @@ def _check_credentials(
     stored = None
     if user is not None:
         stored = user.recovery_auth_hash if recovery_proof else user.auth_key_hash
+    # End the read transaction before hashing: it gives the database connection back to the
+    # pool. A burst of logins queued on the hash slots otherwise held every pooled connection,
+    # and other users' requests waited up to seconds for one (BENCHMARKS.md section 2). Nothing
+    # has been written yet; the loaded user stays usable (expire_on_commit=False).
+    db.commit()
     # Verified against a dummy hash when the account is unknown: same cost, same answer.
     if not env.hasher.verify(stored, secret) or user is None:
         reason = "unknown_account" if user is None else "bad_key"
