@@ -161,7 +161,8 @@ def list_files(
     listing = _select_listing(db, case_id, limit, after)
     detail: dict[str, Any] = {"versions": len(listing.rows)}
     if limit is not None or after is not None:
-        detail["after"] = f"{after[0]}/{after[1]}" if after else None
+        # Written as the API's cursor is, so a page in the log reads like the request.
+        detail["after"] = f"{after[0]}:{after[1]}" if after else None
     record_event(
         db,
         action="file:list:read",
