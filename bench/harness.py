@@ -223,12 +223,6 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -
                         out.read_text(errors="replace"))
 
 
-def run_rss(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, int, str]:
-    """(seconds, peak RSS in KiB, stdout) of a command run to completion (see run_measured)."""
-    m = run_measured(cmd, env, cwd)
-    return m.seconds, m.rss_kib, m.stdout
-
-
 def process_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a running process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
