@@ -11,20 +11,12 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vault.protocol import kdf
+
 MIB = 1024 * 1024
 
-# libsodium's INTERACTIVE limits: the floor for client KDF parameters in production.
-KDF_MIN_OPS = 2
-KDF_MIN_MEM = 64 * MIB
-# Floor accepted only with the test-only cheap KDF switch.
-KDF_TEST_MIN_OPS = 1
-KDF_TEST_MIN_MEM = 8 * MIB
-# libsodium MODERATE: what the client uses by default, so a fake prelogin answer looks real.
-KDF_DEFAULT_OPS = 3
-KDF_DEFAULT_MEM = 256 * MIB
-# Upper bounds only stop absurd values from being stored and handed to other clients.
-KDF_MAX_OPS = 32
-KDF_MAX_MEM = 4096 * MIB
+# The client KDF limits are wire names, defined once in vault.protocol.kdf.
+
 
 
 class Settings(BaseSettings):
@@ -80,11 +72,11 @@ class Settings(BaseSettings):
     def kdf_floor(self) -> tuple[int, int]:
         """(min ops, min mem bytes) for client KDF parameters the server will store."""
         if self.test_insecure_kdf:
-            return KDF_TEST_MIN_OPS, KDF_TEST_MIN_MEM
-        return KDF_MIN_OPS, KDF_MIN_MEM
+            return kdf.TEST_FLOOR_OPS, kdf.TEST_FLOOR_MEM
+        return kdf.FLOOR_OPS, kdf.FLOOR_MEM
 
     def kdf_default(self) -> tuple[int, int]:
         """Parameters shown for unknown names; they match what real accounts use."""
         if self.test_insecure_kdf:
-            return KDF_TEST_MIN_OPS, KDF_TEST_MIN_MEM
-        return KDF_DEFAULT_OPS, KDF_DEFAULT_MEM
+            return kdf.TEST_FLOOR_OPS, kdf.TEST_FLOOR_MEM
+        return kdf.DEFAULT_OPS, kdf.DEFAULT_MEM

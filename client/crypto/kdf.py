@@ -12,24 +12,25 @@ import nacl.pwhash.argon2id as argon2id
 from nacl.encoding import RawEncoder
 
 from client.crypto.errors import InvalidRecoveryCode, WeakKdfParameters
+from vault.protocol import kdf as kdf_limits
 
 SALT_BYTES = argon2id.SALTBYTES  # 16
 MASTER_BYTES = 32
 SUBKEY_BYTES = 32
 
-DEFAULT_OPS = argon2id.OPSLIMIT_MODERATE  # 3
-DEFAULT_MEM = argon2id.MEMLIMIT_MODERATE  # 256 MiB
-FLOOR_OPS = argon2id.OPSLIMIT_INTERACTIVE  # 2
-FLOOR_MEM = argon2id.MEMLIMIT_INTERACTIVE  # 64 MiB
-# Upper bounds keep a hostile server from making the client burn minutes or gigabytes.
-MAX_OPS = 16
-MAX_MEM = 2 * 1024**3
+# Floor, default and ceiling are wire names (vault.protocol.kdf): the server stores within them.
+DEFAULT_OPS = kdf_limits.DEFAULT_OPS
+DEFAULT_MEM = kdf_limits.DEFAULT_MEM
+FLOOR_OPS = kdf_limits.FLOOR_OPS
+FLOOR_MEM = kdf_limits.FLOOR_MEM
+MAX_OPS = kdf_limits.MAX_OPS
+MAX_MEM = kdf_limits.MAX_MEM
 
 # Test-only: the one switch that lowers the floor. It is read from the environment of the
 # client process and nothing a server sends can set it.
 INSECURE_TEST_ENV = "CASEVAULT_TEST_INSECURE_KDF"
-TEST_OPS = 1
-TEST_MEM = 8 * 1024 * 1024
+TEST_OPS = kdf_limits.TEST_FLOOR_OPS
+TEST_MEM = kdf_limits.TEST_FLOOR_MEM
 
 # BLAKE2b personalisation labels (at most 16 bytes); each names one subkey of format cv1.
 PERSON_AUTH_KEY = b"cv1/auth_key"

@@ -10,7 +10,8 @@ import re
 import secrets
 
 ID_BYTES = 16
-_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# fullmatch, never match: `$` would also accept a trailing newline.
+_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 
 class InvalidId(ValueError):
@@ -22,7 +23,7 @@ def new_id() -> str:
 
 
 def is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and bool(_ID_RE.match(value))
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def check_id(value: object) -> str:

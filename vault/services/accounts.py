@@ -27,7 +27,6 @@ from vault.auth.credentials import (
 )
 from vault.auth.sessions import create_session, revoke_sessions
 from vault.auth.tokens import hash_token
-from vault.config import KDF_MAX_MEM, KDF_MAX_OPS
 from vault.db.models import AuthSession, Invite, TotpRecoveryCode, User
 from vault.db.models.accounts import (
     ACCOUNT_ACTIVE,
@@ -46,6 +45,7 @@ from vault.errors import (
     UsernameTaken,
     WeakKdfParameters,
 )
+from vault.protocol import kdf as kdf_limits
 from vault.protocol.encoding import EncodingError, b64d, b64e, canonical_json
 from vault.protocol.ids import new_id
 from vault.protocol.records import RecordError, verify_identity_record
@@ -118,7 +118,7 @@ def _check_kdf(env: AuthEnv, kdf: Kdf) -> bytes:
     min_ops, min_mem = env.settings.kdf_floor()
     if kdf.ops < min_ops or kdf.mem < min_mem:
         raise WeakKdfParameters(f"KDF parameters must be at least ops={min_ops}, mem={min_mem}")
-    if kdf.ops > KDF_MAX_OPS or kdf.mem > KDF_MAX_MEM:
+    if kdf.ops > kdf_limits.MAX_OPS or kdf.mem > kdf_limits.MAX_MEM:
         raise InvalidRequest("KDF parameters are out of range")
     return salt
 
