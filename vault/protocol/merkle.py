@@ -238,3 +238,81 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == first_root and sr == second_root
+
+
+# --- compact ranges: a run of leaves checked against a root ---------------------------------
+#
+# A reader who wants every leaf of [start, size) (the revocation scan) needs no proof per leaf:
+# the frontier at `start` (the perfect subtrees covering [0, start), one per set bit of start)
+# plus the leaf hashes of [start, size) determine the root of size `size`. If that root is a
+# signed checkpoint's, no leaf of the range can have been changed, dropped, reordered or added
+# without a SHA-256 collision, and the frontier cannot claim a different prefix either.
+
+
+def frontier_from_subtrees(subtree: SubtreeHash, size: int) -> list[bytes]:
+    """The frontier at `size` (largest subtree first), from stored perfect subtrees.
+
+    This is the server's half of a range request: one look-up per set bit of `size`.
+    """
+    _check_size(size)
+    frontier: list[bytes] = []
+    offset = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            frontier.append(subtree(level, offset >> level))
+            offset += 1 << level
+    return frontier
+
+
+def extend_frontier(
+    frontier: Sequence[bytes], start: int, leaf_hashes: Sequence[bytes]
+) -> list[bytes]:
+    """The frontier at `start + len(leaf_hashes)` from the frontier at `start`.
+
+    Raises ValueError unless the frontier has one hash per set bit of `start` and every hash
+    is 32 bytes. A reader that pages through a range keeps this result and never needs the
+    server's frontier again.
+    """
+    _check_size(start)
+    if not _valid_hashes(list(frontier)) or not _valid_hashes(list(leaf_hashes)):
+        raise ValueError("hashes must be 32-byte values")
+    if start + len(leaf_hashes) > MAX_TREE_SIZE:
+        raise ValueError("tree size out of range")
+    stack = list(frontier)
+    size = start
+    for leaf in leaf_hashes:
+        stack, _ = append_to_frontier(stack, size, leaf)
+        size += 1
+    if len(stack) != bin(size).count("1"):
+        # Only reachable with an empty range and a frontier that does not fit `start`.
+        raise ValueError("frontier does not match the tree size")
+    return stack
+
+
+def root_from_range(left_frontier: list[bytes], start: int, leaf_hashes: Sequence[bytes]) -> bytes:
+    """Root of the tree of `start + len(leaf_hashes)` leaves: [0, start) given by its frontier,
+    [start, size) by its leaf hashes. Raises ValueError on a frontier that does not fit."""
+    return root_from_frontier(extend_frontier(left_frontier, start, leaf_hashes))
+
+
+def verify_range(
+    left_frontier: Sequence[bytes],
+    start: int,
+    leaf_hashes: Sequence[bytes],
+    size: int,
+    root: bytes,
+) -> bool:
+    """Are `leaf_hashes` exactly the leaves [start, size) of the tree of `size` with `root`?
+
+    Never raises on hostile input of the right types; a wrong count, frontier or leaf is False.
+    """
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, size)):
+        return False
+    if not 0 <= start <= size <= MAX_TREE_SIZE or len(leaf_hashes) != size - start:
+        return False
+    if not _valid_hashes([root]):
+        return False
+    try:
+        return root_from_range(list(left_frontier), start, leaf_hashes) == root
+    except (ValueError, TypeError):
+        return False
