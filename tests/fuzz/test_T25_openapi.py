@@ -1,8 +1,11 @@
 """T25: schemathesis generates requests from the server's own OpenAPI schema, valid and
 malformed, sent as a logged-in user who is not a member of the victim's case.
 
-No response may be a 5xx, and no response may carry the victim's case id. Bounded to a few
-examples per operation so the whole run stays well under a minute.
+No response may be a 5xx, and no response may carry the victim's case id. Every response must
+also be one the document promises: a documented status, its documented content type, a body
+matching its documented schema and the headers it marks required (so /openapi.json cannot drift
+from the server again). Bounded to a few examples per operation so the whole run stays well
+under a minute.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ import time
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from vault.protocol.ids import new_id
 from vault.protocol.membership import membership_entry_body
@@ -72,6 +81,14 @@ def world(app, client, make_user):
     return {"victim_case": _victim_case(client, victim), "attacker": attacker}
 
 
+CONFORMANCE = [
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+
+
 def test_T25_no_server_errors(app, world):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -96,5 +113,7 @@ def test_T25_no_server_errors(app, world):
                 # schemathesis keeps every header as a list of values.
                 (content_type,) = response.headers["content-type"]
                 assert content_type.startswith("application/problem+json"), where
+            # Raises with every failed check named; the 5xx case is asserted above.
+            case.validate_response(response, checks=CONFORMANCE)
 
         attack()

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vault.api import problems, routes
+from vault.api import openapi, problems, routes
 from vault.api.deps import Clock
 from vault.auth.credentials import AuthEnv
 from vault.auth.keys import ServerKeys
@@ -145,6 +145,7 @@ def create_app(
     )
 
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in _routers():

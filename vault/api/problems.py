@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -45,11 +47,57 @@ _HTTP_CODES = {
 }
 
 
-def status_for(error: errors.VaultError) -> int:
-    for cls in type(error).__mro__:
+def status_of(error_class: type[errors.VaultError]) -> int:
+    """The status every error of this class gets: its nearest listed ancestor's."""
+    for cls in error_class.__mro__:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
     return 400
+
+
+def status_for(error: errors.VaultError) -> int:
+    return status_of(type(error))
+
+
+class FieldProblem(BaseModel):
+    """One failed check of a 422: where it failed and why, never the offending input."""
+
+    loc: list[str]
+    msg: str
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error response (RFC 9457), as `problem()` builds it. `code` is the
+    stable, machine-readable name; the other members beyond RFC 9457's appear only with the
+    errors that set them. Documented in /openapi.json as application/problem+json."""
+
+    # Extra members may be added by new errors; a client must ignore those it does not know.
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(pattern=r"^urn:casevault:problem:[a-z0-9_]+$")
+    title: str
+    status: int = Field(ge=400, le=599)
+    code: str = Field(pattern=r"^[a-z0-9_]+$")
+    # Omitted rather than null when there is nothing to add to the title.
+    detail: str | SkipJsonSchema[None] = None
+    errors: list[FieldProblem] | SkipJsonSchema[None] = Field(
+        default=None, description="422 only: every failed check"
+    )
+    request_id: str | SkipJsonSchema[None] = Field(
+        default=None, description="500 only: quote it to the operator"
+    )
+    expected: int | SkipJsonSchema[None] = Field(
+        default=None, description="version_conflict: the next version of the file"
+    )
+    missing: list[int] | SkipJsonSchema[None] = Field(
+        default=None, description="upload_incomplete: part numbers not yet received"
+    )
+
+
+class ValidationProblemDetails(ProblemDetails):
+    """The 422 body: a problem whose `errors` lists the failed checks."""
+
+    errors: list[FieldProblem]  # type: ignore[assignment]
 
 
 def problem(
