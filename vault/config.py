@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     # ignored, so the source address (rate limits, audit) is always the TCP peer (T28).
     trusted_proxies: Annotated[list[str], NoDecode] = []
 
+    # Transport bounds of `serve` (T29). Header bytes count the request line and every header.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=8)
+    # Seconds: to receive a request's complete headers, and between two pieces of its body.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    # Open connections at once; the next one is answered 503 and closed.
+    max_connections: int = Field(default=512, gt=0)
+
     # TEST ONLY (env CASEVAULT_TEST_INSECURE_KDF=1): accept client KDF parameters down to
     # ops=1, mem=8 MiB and hash auth keys with cheap argon2 settings. Never enable in production.
     test_insecure_kdf: bool = False

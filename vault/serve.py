@@ -6,6 +6,8 @@ runs, not a copy of it.
   here they are ignored unless the operator names the proxies (Settings.trusted_proxies), and
   then only the rightmost address no named proxy added is taken. Whatever the peer turns out
   to be, it reaches the app as a canonical IP address or not at all.
+- Transport bounds (T29): header size and count, header and body timeouts and the connection
+  cap, in vault.http_bounds, on httptools and uvloop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from vault.addresses import UNKNOWN, source_address
 from vault.config import Settings
+from vault.http_bounds import BoundedHttpToolsProtocol, TransportLimits
 
 
 class CanonicalPeerMiddleware:
@@ -36,6 +39,16 @@ class CanonicalPeerMiddleware:
         await self.app(scope, receive, send)
 
 
+def transport_limits(settings: Settings) -> TransportLimits:
+    return TransportLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=settings.max_connections,
+    )
+
+
 def server_config(
     app: ASGIApp, settings: Settings, *, host: str, port: int, log_level: str = "info"
 ) -> uvicorn.Config:
@@ -47,7 +60,7 @@ def server_config(
         served,
         host=host,
         port=port,
-        http="httptools",
+        http=BoundedHttpToolsProtocol.with_limits(transport_limits(settings)),
         loop="uvloop",
         # No WebSocket route exists; nothing should upgrade a connection.
         ws="none",
@@ -55,6 +68,10 @@ def server_config(
         # unset forwarded_allow_ips would read FORWARDED_ALLOW_IPS from the environment).
         proxy_headers=False,
         forwarded_allow_ips=[],
+        # uvicorn answers 503 when connections or running requests reach this number and
+        # counts the connection asking, so one more than the cap lets the cap's connections
+        # through; it also bounds requests still running for clients that went away.
+        limit_concurrency=settings.max_connections + 1,
         log_level=log_level,
         server_header=False,
     )
