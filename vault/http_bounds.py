@@ -57,6 +57,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._body_progress = 0.0  # loop time of the last piece of body
 
     @classmethod
     def with_limits(cls, limits: TransportLimits) -> type[BoundedHttpToolsProtocol]:
@@ -137,7 +138,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        self._arm_body_timer()
+        # Uploads arrive in many pieces: note the time, the running timer reads it.
+        self._body_progress = self.loop.time()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -166,11 +168,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.logger.warning("Closed a connection: request headers not received in time.")
         self._refuse(408, "Request headers not received in time.")
 
-    def _arm_body_timer(self) -> None:
+    def _arm_body_timer(self, delay: float | None = None) -> None:
         self._cancel_body_timer()
-        self._body_timer = self.loop.call_later(
-            self.limits.body_timeout, self._body_timeout_expired
-        )
+        if delay is None:
+            self._body_progress = self.loop.time()
+            delay = self.limits.body_timeout
+        self._body_timer = self.loop.call_later(delay, self._body_timeout_expired)
 
     def _body_timeout_expired(self) -> None:
         self._body_timer = None
@@ -183,6 +186,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # waits for "100 Continue" that the application has not asked for yet): not a stall.
         if self.flow.read_paused or cycle.waiting_for_100_continue:
             self._arm_body_timer()
+            return
+        idle = self.loop.time() - self._body_progress
+        if idle < self.limits.body_timeout:
+            self._arm_body_timer(self.limits.body_timeout - idle)
             return
         self.logger.warning("Closed a connection: request body stalled.")
         if cycle.response_started:
