@@ -18,6 +18,7 @@ from vault.config import Settings
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_STARTUP = 3  # what uvicorn.run exits with when the server cannot start
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -26,6 +27,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "database_url", None):
         overrides["database_url"] = args.database_url
+    if getattr(args, "trusted_proxy", None):
+        overrides["trusted_proxies"] = args.trusted_proxy
     return Settings(**overrides)
 
 
@@ -39,23 +42,32 @@ def _migrate(settings: Settings) -> None:
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--trusted-proxy", action="append", metavar="ADDR",
+        help="reverse proxy whose X-Forwarded-For is believed: an address or network, repeatable "
+             "or comma-separated (default CASEVAULT_TRUSTED_PROXIES, else none: the header is "
+             "ignored)",
+    )
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from vault.api.app import create_app
+    from vault.serve import server_config
 
     # A fresh embedded database is created and brought to the current schema right here, so
     # the quick start needs no separate step.
     _migrate(settings)
     app = create_app(settings)
     print(f"casevault-server listening on http://{args.host}:{args.port}", file=sys.stderr)
-    uvicorn.run(
-        app, host=args.host, port=args.port, http="httptools", loop="uvloop",
-        log_level="info", server_header=False,
-    )
-    return 0
+    if settings.trusted_proxies:
+        proxies = ", ".join(settings.trusted_proxies)
+        print(f"casevault-server: X-Forwarded-For believed from {proxies}", file=sys.stderr)
+    server = uvicorn.Server(server_config(app, settings, host=args.host, port=args.port))
+    server.run()
+    # uvicorn has logged why it could not start (a port in use, say).
+    return 0 if server.started else EXIT_STARTUP
 
 
 def _run_migrate(settings: Settings, args: argparse.Namespace) -> int:

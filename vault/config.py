@@ -6,10 +6,12 @@ to `create_app(settings)`.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vault.protocol import kdf
 
@@ -54,9 +56,40 @@ class Settings(BaseSettings):
     upload_session_max_age: int = Field(default=24 * 3600, gt=0)
     orphan_blob_min_age: int = Field(default=3600, gt=0)
 
+    # Reverse proxies whose X-Forwarded-For is believed: addresses or networks, a comma list in
+    # CASEVAULT_TRUSTED_PROXIES (or `serve --trusted-proxy`). Empty: forwarded headers are
+    # ignored, so the source address (rate limits, audit) is always the TCP peer (T28).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
+    # Transport bounds of `serve` (T29). Header bytes count the request line and every header.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=8)
+    # Seconds: to receive a request's complete headers, and between two pieces of its body.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    # Open connections at once; the next one is answered 503 and closed.
+    max_connections: int = Field(default=512, gt=0)
+
     # TEST ONLY (env CASEVAULT_TEST_INSECURE_KDF=1): accept client KDF parameters down to
     # ops=1, mem=8 MiB and hash auth keys with cheap argon2 settings. Never enable in production.
     test_insecure_kdf: bool = False
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> list[str]:
+        # Each entry is an address or a network; never "*", never a host name (a name would be
+        # compared as a string and trusting everyone would hand the source address to clients).
+        entries = [value] if isinstance(value, str) else list(value or [])
+        networks = []
+        for item in (part.strip() for entry in entries for part in str(entry).split(",")):
+            if not item:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=True)))
+            except ValueError:
+                message = f"trusted proxy {item!r} is not an IP address or network"
+                raise ValueError(message) from None
+        return networks
 
     def resolved_database_url(self) -> str:
         if self.database_url:

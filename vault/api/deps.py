@@ -74,7 +74,14 @@ def get_hasher(request: Request) -> SecretHasher:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The caller's IP address, canonical, or "unknown": never the raw string (T28).
+
+    `serve` already replaces a peer that is not an address; this check holds for any other
+    way the app is served.
+    """
+    from vault.addresses import source_address
+
+    return source_address(request.client.host if request.client else None)
 
 
 DbSession = Annotated[Session, Depends(get_db)]
