@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from vault.db.base import utcnow
 from vault.db.models import User
 from vault.db.models.accounts import ACCOUNT_ACTIVE
-from vault.db.models_cases import (
+from vault.db.models.cases import (
     ROLE_EDITOR,
     ROLE_OWNER,
     ROLE_VIEWER,
@@ -30,6 +30,7 @@ from vault.db.models_cases import (
 )
 from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from vault.protocol.encoding import EncodingError, b64d, canonical_json, parse_canonical
+from vault.protocol.events import MEMBERSHIP_EVENTS, Action
 from vault.protocol.ids import is_valid_id
 from vault.protocol.membership import (
     MembershipState,
@@ -73,6 +74,18 @@ class MembershipConflict(Conflict):
 class CaseView:
     case: Case
     role: str
+
+
+@dataclass(frozen=True)
+class CreatedCase:
+    case: Case
+    log_index: int  # the creation event's leaf: the creator's receipt
+
+
+@dataclass(frozen=True)
+class AppendedEntry:
+    state: MembershipState
+    log_index: int  # the membership event's leaf: the owner's receipt
 
 
 def signed_text(signed: dict[str, str]) -> str:
@@ -201,7 +214,7 @@ def create_case(
     grant: Any,
     source: str | None = None,
     now: datetime | None = None,
-) -> Case:
+) -> CreatedCase:
     """Create a case with its genesis membership entry and the creator's first grant, at once."""
     now = now or utcnow()
     if not is_valid_id(case_id):
@@ -243,18 +256,18 @@ def create_case(
     db.add(_entry_row(genesis, now))
     db.add(_grant_row(grant_signed, first_grant, now))
     common = {"actor_id": user.id, "case_id": case_id, "source": source, "now": now}
-    record_event(
-        db, action="case:case:created", signed_record=signed_text(genesis.signed), **common
+    created = record_event(
+        db, action=Action.CASE_CREATED, signed_record=signed_text(genesis.signed), **common
     )
     record_event(
         db,
-        action="case:grant:added",
+        action=Action.GRANT_ADDED,
         detail={"generation": 0, "member": user.id},
         signed_record=signed_text(grant_signed),
         **common,
     )
     _commit(db, CaseExists)
-    return case
+    return CreatedCase(case=case, log_index=created.log_index)
 
 
 def _commit(db: Session, conflict: type[Conflict]) -> None:
@@ -276,7 +289,7 @@ def append_membership(
     source: str | None = None,
     now: datetime | None = None,
     sharer_checkpoint: str | None = None,
-) -> MembershipState:
+) -> AppendedEntry:
     """Append one owner-signed entry (add / remove / role) with the grants it needs.
 
     `sharer_checkpoint`, the owner's latest verified log checkpoint, is logged in the event's
@@ -339,10 +352,9 @@ def append_membership(
             row.role = e.role
 
     common = {"actor_id": user.id, "case_id": case_id, "source": source, "now": now}
-    action = {"add": "added", "remove": "removed", "role": "role_changed"}[e.action]
-    record_event(
+    appended = record_event(
         db,
-        action=f"case:member:{action}",
+        action=MEMBERSHIP_EVENTS[e.action],
         detail={
             "subject": e.subject,
             "role": e.role,
@@ -355,20 +367,20 @@ def append_membership(
     if new_state.generation != state.generation:
         record_event(
             db,
-            action="case:generation:added",
+            action=Action.GENERATION_ADDED,
             detail={"generation": new_state.generation, "seq": e.seq},
             **common,
         )
     for signed, grant in verified:
         record_event(
             db,
-            action="case:grant:added",
+            action=Action.GRANT_ADDED,
             detail={"generation": grant.generation, "member": grant.member},
             signed_record=signed_text(signed),
             **common,
         )
     _commit(db, MembershipConflict)
-    return new_state
+    return AppendedEntry(state=new_state, log_index=appended.log_index)
 
 
 def _peek(entry: Any) -> dict[str, Any]:

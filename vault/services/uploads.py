@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from vault.config import Settings
 from vault.db.base import utcnow
 from vault.db.models import User
-from vault.db.models_cases import (
+from vault.db.models.cases import (
     ROLE_EDITOR,
     Case,
     FileRow,
@@ -39,6 +39,7 @@ from vault.errors import (
     StorageDamaged,
 )
 from vault.protocol.encoding import b64d
+from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
 from vault.protocol.membership import verify_manifest
 from vault.protocol.records import RecordError
@@ -281,6 +282,12 @@ def abort_upload(
 
 
 @dataclass(frozen=True)
+class CompletedVersion:
+    version: FileVersion
+    log_index: int  # the upload event's leaf: the uploader's receipt
+
+
+@dataclass(frozen=True)
 class _Checked:
     upload_id: str
     case_id: str
@@ -377,7 +384,7 @@ def complete_upload(
     wrapped_key: str,
     source: str | None = None,
     now: datetime | None = None,
-) -> FileVersion:
+) -> CompletedVersion:
     """Verify the manifest against the parts and make the version visible in one transaction.
 
     A refused completion keeps the upload and its parts, so a corrected manifest can complete it.
@@ -422,7 +429,7 @@ def _publish(
     wrapped_key: str,
     source: str | None,
     now: datetime,
-) -> FileVersion:
+) -> CompletedVersion:
     # Re-check what may have changed while the parts were hashed.
     require_member(db, checked.case_id, user.id, min_role=ROLE_EDITOR)
     case = db.get(Case, checked.case_id)
@@ -489,9 +496,9 @@ def _publish(
                 for number, part in enumerate(checked.parts)
             ],
         )
-    record_event(
+    recorded = record_event(
         db,
-        action="file:version:uploaded",
+        action=Action.FILE_UPLOADED,
         actor_id=user.id,
         case_id=checked.case_id,
         file_id=checked.file_id,
@@ -504,4 +511,4 @@ def _publish(
         db.commit()
     except IntegrityError as exc:
         raise VersionConflict() from exc
-    return version
+    return CompletedVersion(version=version, log_index=recorded.log_index)
