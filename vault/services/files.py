@@ -27,7 +27,7 @@ from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id
 from vault.protocol.membership import verify_tombstone
 from vault.protocol.records import RecordError
-from vault.services.cases import (
+from vault.services.case_access import (
     InvalidRecord,
     load_state,
     require_member,
