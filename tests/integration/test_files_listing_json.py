@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from vault.api.routes.files import FileList, VersionOut, version_out
 from vault.db.engine import make_engine
-from vault.db.models.cases import FileRow, FileVersion
+from vault.db.models.files import FileRow, FileVersion
 
 
 @pytest.fixture

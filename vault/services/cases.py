@@ -20,13 +20,7 @@ from sqlalchemy.orm import Session
 from vault.db.base import utcnow
 from vault.db.models import User
 from vault.db.models.accounts import ACCOUNT_ACTIVE
-from vault.db.models.cases import (
-    ROLE_OWNER,
-    Case,
-    CaseMember,
-    KeyGrant,
-    MembershipEntryRow,
-)
+from vault.db.models.cases import ROLE_OWNER, Case, CaseMember, KeyGrant, MembershipEntryRow
 from vault.errors import Conflict, InvalidRequest
 from vault.protocol.encoding import EncodingError, b64d, parse_canonical
 from vault.protocol.events import MEMBERSHIP_EVENTS, Action

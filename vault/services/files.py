@@ -15,12 +15,8 @@ from sqlalchemy.orm import Session
 
 from vault.db.base import utcnow
 from vault.db.models import User
-from vault.db.models.cases import (
-    ROLE_EDITOR,
-    FileRow,
-    FileVersion,
-    FileVersionPart,
-)
+from vault.db.models.cases import ROLE_EDITOR
+from vault.db.models.files import FileRow, FileVersion, FileVersionPart
 from vault.errors import NotFound, StorageDamaged
 from vault.protocol.cursor import format_cursor
 from vault.protocol.events import Action

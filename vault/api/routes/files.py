@@ -16,7 +16,7 @@ from pydantic_core import to_json
 
 from vault.api.deps import BlobStoreDep, ClientAddress, ClockDep, CurrentUser, DbSession
 from vault.api.problems import problem
-from vault.db.models.cases import FileRow, FileVersion
+from vault.db.models.files import FileRow, FileVersion
 from vault.errors import InvalidRequest
 from vault.protocol.cursor import CursorError, format_cursor, parse_cursor
 from vault.services import files

@@ -24,7 +24,7 @@ from vault.api.deps import (
     SettingsDep,
 )
 from vault.api.routes.files import VersionOut, version_out
-from vault.db.models.cases import UploadSession
+from vault.db.models.uploads import UploadSession
 from vault.services import uploads
 
 router = APIRouter(prefix="/v1/cases/{case_id}", tags=["files"])

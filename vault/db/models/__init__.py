@@ -2,19 +2,11 @@
 on `Base.metadata`."""
 
 from vault.db.models.accounts import AuthSession, Invite, RateLimitBucket, TotpRecoveryCode, User
-from vault.db.models.cases import (
-    Case,
-    CaseMember,
-    FileRow,
-    FileVersion,
-    FileVersionPart,
-    KeyGrant,
-    MembershipEntryRow,
-    UploadPart,
-    UploadSession,
-)
+from vault.db.models.cases import Case, CaseMember, KeyGrant, MembershipEntryRow
 from vault.db.models.events import AuditEvent
+from vault.db.models.files import FileRow, FileVersion, FileVersionPart
 from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode, LogState
+from vault.db.models.uploads import UploadPart, UploadSession
 
 __all__ = [
     "AuditEvent",

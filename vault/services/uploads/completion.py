@@ -14,15 +14,9 @@ from sqlalchemy.orm import Session
 
 from vault.db.base import utcnow
 from vault.db.models import User
-from vault.db.models.cases import (
-    ROLE_EDITOR,
-    Case,
-    FileRow,
-    FileVersion,
-    FileVersionPart,
-    UploadPart,
-    UploadSession,
-)
+from vault.db.models.cases import ROLE_EDITOR, Case
+from vault.db.models.files import FileRow, FileVersion, FileVersionPart
+from vault.db.models.uploads import UploadPart, UploadSession
 from vault.errors import Conflict, InvalidRequest, StorageDamaged
 from vault.protocol.encoding import b64d
 from vault.protocol.events import Action

@@ -12,12 +12,9 @@ from sqlalchemy.orm import Session
 from vault.config import Settings
 from vault.db.base import utcnow
 from vault.db.models import User
-from vault.db.models.cases import (
-    ROLE_EDITOR,
-    FileVersion,
-    UploadPart,
-    UploadSession,
-)
+from vault.db.models.cases import ROLE_EDITOR
+from vault.db.models.files import FileVersion
+from vault.db.models.uploads import UploadPart, UploadSession
 from vault.errors import (
     Conflict,
     InsufficientStorage,
