@@ -54,7 +54,8 @@ def record_event(
     event = AuditEvent(
         time=now or utcnow(),
         actor_id=actor_id,
-        action=action,
+        # Plain text, as the row reads back, so the leaf built now equals one rebuilt later.
+        action=str(action),
         case_id=case_id,
         file_id=file_id,
         source=source,
