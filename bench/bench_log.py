@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from vault.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from vault.db.migrate import upgrade_database  # noqa: E402
-from vault.db.models import AuditEvent  # noqa: E402
+from vault.db.models import AuditEvent, LogLeaf  # noqa: E402
 from vault.logverify import verify_log  # noqa: E402
 from vault.protocol import merkle  # noqa: E402
 from vault.protocol.encoding import canonical_json  # noqa: E402
@@ -121,8 +121,8 @@ def _proof_times(sessions, probes: int) -> dict[str, tuple[float, float]]:
             t = time.perf_counter()
             proof = auditlog.inclusion_proof(db, index=index, size=size)
             inclusion.append(time.perf_counter() - t)
-            leaf = db.scalar(sa.select(auditlog.LogLeaf.leaf_hash).where(
-                auditlog.LogLeaf.leaf_index == index))
+            leaf = db.scalar(sa.select(LogLeaf.leaf_hash).where(
+                LogLeaf.leaf_index == index))
             assert merkle.verify_inclusion(leaf, index, size, proof, root)
         for _ in range(probes):
             first = rng.randrange(1, size)

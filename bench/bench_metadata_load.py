@@ -79,7 +79,7 @@ def clone_files(database_url: str, blob_dir: Path, case_id: str, count: int) -> 
     from sqlalchemy import insert, select
 
     from vault.db.engine import make_engine
-    from vault.db.models_cases import FileRow, FileVersion
+    from vault.db.models.files import FileRow, FileVersion
     from vault.protocol.ids import new_id
 
     engine = make_engine(database_url)

@@ -16,12 +16,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.config import Settings
-from vault.db.base import UTCDateTime
 from vault.db.engine import make_engine
-from vault.db.models_log import LOG_STATE_ID, LogCheckpoint, LogLeaf, LogNode, LogState
+from vault.db.models.log import LOG_STATE_ID, LogCheckpoint, LogLeaf, LogNode, LogState
 from vault.protocol import merkle
 from vault.protocol.checkpoint import NoteError, open_checkpoint
-from vault.services.auditlog import _EVENTS, LOG_KEY_FILE, LogSigner, entry_for_event
+from vault.services.auditlog import (
+    AUDIT_EVENTS,
+    LOG_KEY_FILE,
+    LogSigner,
+    entry_for_event,
+    select_event_rows,
+)
 
 _BATCH = 5000
 _MAX_REPORTED = 50
@@ -55,12 +60,7 @@ def _batches(conn: Connection, query: sa.Select, key) -> Iterator[list[sa.Row]]:
 
 def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
     report = LogReport()
-    events_query = sa.select(
-        _EVENTS.c.id,
-        sa.type_coerce(_EVENTS.c.time, UTCDateTime()).label("time"),
-        *(_EVENTS.c[n] for n in ("actor_id", "action", "case_id", "file_id", "source")),
-        *(_EVENTS.c[n] for n in ("result", "detail", "signed_record")),
-    )
+    events_query = select_event_rows()
     leaf_event_ids: set[int] = set()
     checkpoints = {r.tree_size: r for r in conn.execute(sa.select(LogCheckpoint)).all()}
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
@@ -70,7 +70,8 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
     for batch in _batches(conn, sa.select(LogLeaf), LogLeaf.leaf_index):
         # The events a batch of leaves names, fetched in one query rather than one per leaf.
         wanted = [leaf.event_id for leaf in batch]
-        events = {e.id: e for e in conn.execute(events_query.where(_EVENTS.c.id.in_(wanted)))}
+        in_batch = events_query.where(AUDIT_EVENTS.c.id.in_(wanted))
+        events = {e.id: e for e in conn.execute(in_batch)}
         for leaf in batch:
             if leaf.leaf_index != size:
                 report.problem(f"leaf {size} is missing (next stored leaf is {leaf.leaf_index})")
@@ -100,7 +101,8 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
         break
     report.size = size
 
-    total_events = conn.execute(sa.select(sa.func.count()).select_from(_EVENTS)).scalar_one()
+    count = sa.select(sa.func.count()).select_from(AUDIT_EVENTS)
+    total_events = conn.execute(count).scalar_one()
     unlogged = total_events - len(_existing_ids(conn, leaf_event_ids))
     if unlogged:
         report.problem(f"{unlogged} event row(s) are not in the log (inserted behind its back)")
@@ -171,8 +173,8 @@ def _existing_ids(conn: Connection, ids: set[int]) -> set[int]:
     ordered = sorted(ids)
     for i in range(0, len(ordered), _BATCH):
         chunk = ordered[i : i + _BATCH]
-        found.update(r[0] for r in conn.execute(sa.select(_EVENTS.c.id).where(
-            _EVENTS.c.id.in_(chunk))))
+        found.update(r[0] for r in conn.execute(sa.select(AUDIT_EVENTS.c.id).where(
+            AUDIT_EVENTS.c.id.in_(chunk))))
     return found
 
 

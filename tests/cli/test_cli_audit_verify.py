@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from vault.db.engine import make_engine, make_sessionmaker
-from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode, LogState
+from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode, LogState
 from vault.services import auditlog
 
 EXIT_INTEGRITY = 3

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from casekit import CaseKit
 from sqlalchemy.orm import Session
 
-from vault.api.routes.files import FileList, VersionOut, _version_out
+from vault.api.routes.files import FileList, VersionOut, version_out
 from vault.db.engine import make_engine
-from vault.db.models_cases import FileRow, FileVersion
+from vault.db.models.files import FileRow, FileVersion
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def _model_versions(engine, case_id: str) -> list[VersionOut]:
             .order_by(FileVersion.file_id, FileVersion.version)
         ).all()
         # The route's own model path (used for single versions) is the reference.
-        return [_version_out(v, f) for v, f in pairs]
+        return [version_out(v, f) for v, f in pairs]
 
 
 def _get(kit, case, user, **params):

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from client.auditlog import AuditLog, AuditVerificationError
 from vault.db.base import utcnow
 from vault.db.engine import make_engine, make_sessionmaker
-from vault.db.models_cases import Case, CaseMember
-from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode, LogState
+from vault.db.models.cases import Case, CaseMember
+from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode, LogState
 from vault.protocol.encoding import canonical_json
 from vault.protocol.ids import new_id
 from vault.services import auditlog
@@ -53,7 +53,7 @@ def _events(db, n: int, *, actor_id: str | None = None, case_id: str | None = No
     for i in range(n):
         event = record_event(db, action="file:file:download", actor_id=actor_id,
                              case_id=case_id, detail={"n": i})
-        ids.append(event.id)
+        ids.append(event.event_id)
     db.commit()
     return ids
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from vault.db.engine import make_engine, make_sessionmaker
-from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode, LogState
+from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode, LogState
 from vault.protocol import merkle
 from vault.protocol.checkpoint import open_checkpoint
 from vault.services import auditlog
@@ -35,7 +35,9 @@ def _record(db, n: int, case_id: str | None = None) -> list[int]:
     for i in range(n):
         event = record_event(db, action="file:file:download", case_id=case_id,
                              actor_id="a" * 32, detail={"i": i})
-        indices.append(auditlog.leaf_index_of_event(db, event.id))
+        # The index the recorder hands back is the leaf the event really became.
+        assert event.log_index == auditlog.leaf_index_of_event(db, event.event_id)
+        indices.append(event.log_index)
     return indices
 
 
@@ -68,14 +70,14 @@ def test_entry_holds_the_event_and_the_client_signature(sessions):
         event = record_event(db, action="case:member:add", actor_id="b" * 32,
                              case_id="c" * 32, signed_record=signed, source="192.0.2.1")
         db.commit()
-        index = auditlog.leaf_index_of_event(db, event.id)
+        index = auditlog.leaf_index_of_event(db, event.event_id)
         entry = db.scalar(sa.select(LogLeaf.entry).where(LogLeaf.leaf_index == index))
     from vault.protocol.encoding import parse_canonical
 
     record = parse_canonical(entry)
     assert record["signed_record"] == {"body": "eyJ4IjoxfQ", "sig": "c2ln"}
     assert record["action"] == "case:member:add" and record["case_id"] == "c" * 32
-    assert record["event_id"] == event.id and record["v"] == "cv1/audit-entry"
+    assert record["event_id"] == event.event_id and record["v"] == "cv1/audit-entry"
 
 
 def test_a_rolled_back_event_leaves_no_leaf_and_no_gap(sessions):

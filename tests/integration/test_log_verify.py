@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from vault.cli import main
 from vault.config import Settings
 from vault.db.engine import make_engine, make_sessionmaker
-from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode
+from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode
 from vault.services import auditlog
 from vault.services.events import record_event
 

@@ -313,7 +313,6 @@ def test_migration_0004_builds_the_part_list_table_the_models_describe(app_setti
     from alembic.migration import MigrationContext
 
     import vault.db.models  # noqa: F401  (registers the tables)
-    import vault.db.models_cases  # noqa: F401
     from vault.db.base import Base
 
     engine = make_engine(app_settings.database_url)

@@ -282,7 +282,7 @@ def rewrite_log(url: str, entries) -> None:
     the checkpoints already signed, so the server signs the new history as if it were the only
     one. Uses the server's own append code, so the tree is internally perfect."""
     from vault.db.engine import make_engine, make_sessionmaker
-    from vault.db.models_log import LogCheckpoint, LogLeaf, LogNode, LogState
+    from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode, LogState
     from vault.services import auditlog
 
     engine = make_engine(url)

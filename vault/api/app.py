@@ -20,6 +20,7 @@ from vault.auth.passwords import SecretHasher
 from vault.config import Settings
 from vault.db.base import utcnow
 from vault.db.engine import make_engine, make_sessionmaker
+from vault.services.auditlog import LogSigner
 from vault.storage import BlobStore, FilesystemBlobStore
 
 
@@ -137,6 +138,9 @@ def create_app(
     app.state.server_keys = ServerKeys.from_file(settings.resolved_server_key_file())
     app.state.hasher = SecretHasher(insecure_test_parameters=settings.test_insecure_kdf)
     app.state.blob_store = blob_store or FilesystemBlobStore(settings.resolved_blob_dir())
+    # Loaded, or created (0600, race-safe) on the first start; an unusable key file stops the
+    # server here rather than at its first checkpoint.
+    app.state.log_signer = LogSigner.from_data_dir(settings.data_dir)
     app.state.auth_env = AuthEnv(
         settings=settings,
         keys=app.state.server_keys,

@@ -1,5 +1,6 @@
-"""Typed dependencies for routes: the database session, settings, clock, caller address and the
-authenticated user."""
+"""Typed dependencies for routes: the database session, settings, clock, caller address, the
+blob store, the log signer and the authenticated user. create_app builds each once and keeps it
+on the app; routes receive them only through the aliases below."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from vault.config import Settings
 from vault.db.models import AuthSession, User
 from vault.db.models.accounts import SESSION_LOGIN, SESSION_RECOVERY
 from vault.errors import NotAuthenticated
+from vault.services.auditlog import LogSigner
+from vault.storage import BlobStore
 
 log = logging.getLogger("vault.api")
 Clock = Callable[[], datetime]
@@ -73,6 +76,14 @@ def get_hasher(request: Request) -> SecretHasher:
     return request.app.state.hasher
 
 
+def get_blob_store(request: Request) -> BlobStore:
+    return request.app.state.blob_store
+
+
+def get_log_signer(request: Request) -> LogSigner:
+    return request.app.state.log_signer
+
+
 def client_address(request: Request) -> str:
     """The caller's IP address, canonical, or "unknown": never the raw string (T28).
 
@@ -89,6 +100,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 ServerKeysDep = Annotated[ServerKeys, Depends(get_server_keys)]
 HasherDep = Annotated[SecretHasher, Depends(get_hasher)]
+BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]
+LogSignerDep = Annotated[LogSigner, Depends(get_log_signer)]
 ClientAddress = Annotated[str, Depends(client_address)]
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 

@@ -1,16 +1,18 @@
 """Checking credentials: attempt limits first, then the auth key, then the second factor.
 
-The order matters. Limits are counted before any argon2 work so guessing costs the attacker a
-slot, not the server CPU; the second factor is looked at only after the auth key verified, so
-someone without the key cannot burn a user's TOTP time step or recovery codes.
+`check_credentials` is the one check that login, activation and recovery share, failure events
+included. The order matters. Limits are counted before any argon2 work so guessing costs the
+attacker a slot, not the server CPU; the second factor is looked at only after the auth key
+verified, so someone without the key cannot burn a user's TOTP time step or recovery codes.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.auth import ratelimit, totp
@@ -18,9 +20,15 @@ from vault.auth.keys import ServerKeys
 from vault.auth.passwords import SecretHasher
 from vault.config import Settings
 from vault.db.models import TotpRecoveryCode, User
+from vault.errors import InvalidCredentials, InvalidRequest, RateLimited
+from vault.protocol.encoding import EncodingError, b64d
+from vault.protocol.events import Action, CredentialCheck
+from vault.services.events import RESULT_FAILURE, record_event
 
 FACTOR_TOTP = "totp"
 FACTOR_RECOVERY_CODE = "recovery_code"
+USERNAME_RE = re.compile(r"^[a-z0-9._-]{3,32}$")
+AUTH_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -119,3 +127,95 @@ def verify_second_factor(
     if allow_recovery_code and consume_recovery_code(db, user_id=user.id, code=code, now=now):
         return FACTOR_RECOVERY_CODE
     raise SecondFactorRejected(replay=False)
+
+
+def decode_secret(value: str, name: str, size: int = AUTH_SECRET_BYTES) -> bytes:
+    try:
+        data = b64d(value)
+    except EncodingError as exc:
+        raise InvalidRequest(f"{name} is not base64url") from exc
+    if len(data) != size:
+        raise InvalidRequest(f"{name} must be {size} bytes")
+    return data
+
+
+def find_user(db: Session, username: str) -> User | None:
+    # No account has a name outside USERNAME_RE; skipping the query also keeps bytes such as
+    # NUL, which PostgreSQL refuses in text, from turning a client mistake into a 500.
+    if not USERNAME_RE.match(username):
+        return None
+    return db.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def _fail(
+    db: Session, *, action: Action, user: User | None, source: str, now: datetime, reason: str
+) -> InvalidCredentials:
+    db.rollback()
+    record_event(
+        db, action=action, result=RESULT_FAILURE, actor_id=user.id if user else None,
+        source=source, now=now, detail={"reason": reason},
+    )
+    db.commit()
+    return InvalidCredentials()
+
+
+def check_credentials(
+    db: Session,
+    env: AuthEnv,
+    *,
+    username: str,
+    auth_key: str,
+    code: str,
+    status: str,
+    check: CredentialCheck,
+    source: str,
+    now: datetime,
+    allow_recovery_code: bool = True,
+    recovery_proof: bool = False,
+) -> User:
+    """Limits, then the key (auth_key or recovery proof), then the second factor."""
+    try:
+        count_attempt(env, username=username, source=source, now=now)
+    except RateLimited:
+        record_event(
+            db, action=check.ratelimited, result=RESULT_FAILURE, source=source,
+            now=now,
+        )
+        db.commit()
+        raise
+    user = find_user(db, username) if len(username) <= 64 else None
+    if user is not None and user.status != status:
+        user = None
+    try:
+        secret = decode_secret(auth_key, "key")
+    except InvalidRequest:
+        secret = b""
+    stored = None
+    if user is not None:
+        stored = user.recovery_auth_hash if recovery_proof else user.auth_key_hash
+    # End the read transaction before hashing: it gives the database connection back to the
+    # pool. A burst of logins queued on the hash slots otherwise held every pooled connection,
+    # and other users' requests waited up to seconds for one (BENCHMARKS.md section 2). Nothing
+    # has been written yet; the loaded user stays usable (expire_on_commit=False).
+    db.commit()
+    # Verified against a dummy hash when the account is unknown: same cost, same answer.
+    if not env.hasher.verify(stored, secret) or user is None:
+        reason = "unknown_account" if user is None else "bad_key"
+        raise _fail(db, action=check.failed, user=user, source=source, now=now,
+                    reason=reason)
+    # A stronger or re-shaped hash is computed before the second factor's write: on SQLite
+    # that write takes the database's single write lock, which must not be held for a hash.
+    rehashed = None
+    if not recovery_proof and env.hasher.needs_rehash(user.auth_key_hash):
+        rehashed = env.hasher.hash(secret)
+    try:
+        verify_second_factor(
+            db, env, user=user, code=code, now=now, allow_recovery_code=allow_recovery_code
+        )
+    except SecondFactorRejected as rejected:
+        action = Action.TOTP_REPLAY if rejected.replay else check.failed
+        raise _fail(db, action=action, user=user, source=source, now=now,
+                    reason="totp_replay" if rejected.replay else "bad_second_factor") from None
+    if rehashed is not None:
+        user.auth_key_hash = rehashed
+    return user

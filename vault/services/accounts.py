@@ -7,23 +7,23 @@ audit event, never to the caller.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.auth import ratelimit, totp
 from vault.auth.credentials import (
+    USERNAME_RE,
     AuthEnv,
-    SecondFactorRejected,
     account_bucket,
-    count_attempt,
-    verify_second_factor,
+    check_credentials,
+    decode_secret,
+    find_user,
 )
 from vault.auth.sessions import create_session, revoke_sessions
 from vault.auth.tokens import hash_token
@@ -36,24 +36,21 @@ from vault.db.models.accounts import (
 )
 from vault.errors import (
     Conflict,
-    InvalidCredentials,
     InvalidIdentityRecord,
     InvalidRequest,
     InviteRequired,
     NotFound,
-    RateLimited,
     UsernameTaken,
     WeakKdfParameters,
 )
 from vault.protocol import kdf as kdf_limits
 from vault.protocol.encoding import EncodingError, b64d, b64e, canonical_json
+from vault.protocol.events import Action, CredentialCheck
 from vault.protocol.ids import new_id
 from vault.protocol.records import RecordError, verify_identity_record
-from vault.services.events import RESULT_FAILURE, record_event
+from vault.services.events import record_event
 
-USERNAME_RE = re.compile(r"^[a-z0-9._-]{3,32}$")
 KDF_SALT_BYTES = 16
-AUTH_SECRET_BYTES = 32
 MAX_WRAPPED_BYTES = 64 * 1024
 
 
@@ -93,16 +90,6 @@ class RecoveryStart:
 # ---------------------------------------------------------------- input checks
 
 
-def _secret(value: str, name: str, size: int = AUTH_SECRET_BYTES) -> bytes:
-    try:
-        data = b64d(value)
-    except EncodingError as exc:
-        raise InvalidRequest(f"{name} is not base64url") from exc
-    if len(data) != size:
-        raise InvalidRequest(f"{name} must be {size} bytes")
-    return data
-
-
 def _opaque(value: str, name: str) -> str:
     try:
         data = b64d(value)
@@ -114,7 +101,7 @@ def _opaque(value: str, name: str) -> str:
 
 
 def _check_kdf(env: AuthEnv, kdf: Kdf) -> bytes:
-    salt = _secret(kdf.salt, "kdf.salt", KDF_SALT_BYTES)
+    salt = decode_secret(kdf.salt, "kdf.salt", KDF_SALT_BYTES)
     min_ops, min_mem = env.settings.kdf_floor()
     if kdf.ops < min_ops or kdf.mem < min_mem:
         raise WeakKdfParameters(f"KDF parameters must be at least ops={min_ops}, mem={min_mem}")
@@ -126,14 +113,6 @@ def _check_kdf(env: AuthEnv, kdf: Kdf) -> bytes:
 def _check_username(username: str) -> None:
     if not USERNAME_RE.match(username):
         raise InvalidRequest("a username is 3 to 32 characters of a-z 0-9 . _ -")
-
-
-def _user_by_name(db: Session, username: str) -> User | None:
-    # No account has a name outside USERNAME_RE; skipping the query also keeps bytes such as
-    # NUL, which PostgreSQL refuses in text, from turning a client mistake into a 500.
-    if not USERNAME_RE.match(username):
-        return None
-    return db.execute(select(User).where(User.username == username)).scalar_one_or_none()
 
 
 # ---------------------------------------------------------------- registration
@@ -165,8 +144,8 @@ def register(
     )
     _check_username(username)
     salt = _check_kdf(env, kdf)
-    key = _secret(auth_key, "auth_key")
-    recovery = _secret(recovery_auth, "recovery_auth")
+    key = decode_secret(auth_key, "auth_key")
+    recovery = decode_secret(recovery_auth, "recovery_auth")
     _opaque(identity_wrapped_kek, "identity_wrapped_kek")
     _opaque(identity_wrapped_recovery, "identity_wrapped_recovery")
     try:
@@ -181,7 +160,7 @@ def register(
     auth_key_hash, recovery_auth_hash = env.hasher.hash(key), env.hasher.hash(recovery)
     if invite is not None or settings.invite_only:
         _consume_invite(db, code=invite or "", user_id=record.user_id, now=now)
-    existing = _user_by_name(db, username)
+    existing = find_user(db, username)
     if existing is not None:
         stale = existing.status == ACCOUNT_PENDING and now >= existing.created_at + timedelta(
             seconds=settings.pending_account_lifetime
@@ -221,7 +200,7 @@ def register(
             for c in codes
         )
         record_event(
-            db, action="account:register:success", actor_id=user.id, source=source, now=now,
+            db, action=Action.REGISTER, actor_id=user.id, source=source, now=now,
             detail={"username": username},
         )
         db.commit()
@@ -252,7 +231,7 @@ def create_invite(db: Session, *, now: datetime) -> str:
     """A one-time invite code; only its hash is stored."""
     code = secrets.token_urlsafe(16)
     db.add(Invite(id=new_id(), code_hash=hash_token(code), created_at=now))
-    record_event(db, action="account:invite:created", now=now)
+    record_event(db, action=Action.INVITE_CREATED, now=now)
     db.commit()
     return code
 
@@ -262,85 +241,11 @@ def create_invite(db: Session, *, now: datetime) -> str:
 
 def prelogin(db: Session, env: AuthEnv, *, username: str) -> Kdf:
     """Salt and KDF parameters; a deterministic fake answer for unknown names."""
-    user = _user_by_name(db, username) if len(username) <= 256 else None
+    user = find_user(db, username) if len(username) <= 256 else None
     if user is not None:
         return Kdf(salt=b64e(user.kdf_salt), ops=user.kdf_ops, mem=user.kdf_mem)
     ops, mem = env.settings.kdf_default()
     return Kdf(salt=b64e(env.keys.fake_kdf_salt(username, KDF_SALT_BYTES)), ops=ops, mem=mem)
-
-
-def _fail(
-    db: Session, *, action: str, user: User | None, source: str, now: datetime, reason: str
-) -> InvalidCredentials:
-    db.rollback()
-    record_event(
-        db, action=action, result=RESULT_FAILURE, actor_id=user.id if user else None,
-        source=source, now=now, detail={"reason": reason},
-    )
-    db.commit()
-    return InvalidCredentials()
-
-
-def _check_credentials(
-    db: Session,
-    env: AuthEnv,
-    *,
-    username: str,
-    auth_key: str,
-    code: str,
-    status: str,
-    event_prefix: str,
-    source: str,
-    now: datetime,
-    allow_recovery_code: bool = True,
-    recovery_proof: bool = False,
-) -> User:
-    """Limits, then the key (auth_key or recovery proof), then the second factor."""
-    try:
-        count_attempt(env, username=username, source=source, now=now)
-    except RateLimited:
-        record_event(
-            db, action=f"{event_prefix}:ratelimited", result=RESULT_FAILURE, source=source,
-            now=now,
-        )
-        db.commit()
-        raise
-    user = _user_by_name(db, username) if len(username) <= 64 else None
-    if user is not None and user.status != status:
-        user = None
-    try:
-        secret = _secret(auth_key, "key")
-    except InvalidRequest:
-        secret = b""
-    stored = None
-    if user is not None:
-        stored = user.recovery_auth_hash if recovery_proof else user.auth_key_hash
-    # End the read transaction before hashing: it gives the database connection back to the
-    # pool. A burst of logins queued on the hash slots otherwise held every pooled connection,
-    # and other users' requests waited up to seconds for one (BENCHMARKS.md section 2). Nothing
-    # has been written yet; the loaded user stays usable (expire_on_commit=False).
-    db.commit()
-    # Verified against a dummy hash when the account is unknown: same cost, same answer.
-    if not env.hasher.verify(stored, secret) or user is None:
-        reason = "unknown_account" if user is None else "bad_key"
-        raise _fail(db, action=f"{event_prefix}:failure", user=user, source=source, now=now,
-                    reason=reason)
-    # A stronger or re-shaped hash is computed before the second factor's write: on SQLite
-    # that write takes the database's single write lock, which must not be held for a hash.
-    rehashed = None
-    if not recovery_proof and env.hasher.needs_rehash(user.auth_key_hash):
-        rehashed = env.hasher.hash(secret)
-    try:
-        verify_second_factor(
-            db, env, user=user, code=code, now=now, allow_recovery_code=allow_recovery_code
-        )
-    except SecondFactorRejected as rejected:
-        action = "account:totp:replay" if rejected.replay else f"{event_prefix}:failure"
-        raise _fail(db, action=action, user=user, source=source, now=now,
-                    reason="totp_replay" if rejected.replay else "bad_second_factor") from None
-    if rehashed is not None:
-        user.auth_key_hash = rehashed
-    return user
 
 
 def _open_session(
@@ -351,7 +256,7 @@ def _open_session(
         lifetime=env.settings.session_absolute_lifetime, now=now, source=source,
     )
     record_event(
-        db, action="account:session:created", actor_id=user.id, source=source, now=now,
+        db, action=Action.SESSION_CREATED, actor_id=user.id, source=source, now=now,
         detail={"session_id": issued.session.id},
     )
     return LoginResult(
@@ -366,15 +271,15 @@ def activate(
 ) -> LoginResult:
     """Confirm TOTP enrolment with a first valid code; the account becomes active and the
     caller is logged in (the code's time step is used up, so no second login is needed)."""
-    user = _check_credentials(
+    user = check_credentials(
         db, env, username=username, auth_key=auth_key, code=totp_code, status=ACCOUNT_PENDING,
-        event_prefix="account:activate", source=source, now=now, allow_recovery_code=False,
+        check=CredentialCheck.ACTIVATE, source=source, now=now, allow_recovery_code=False,
     )
     user.status = ACCOUNT_ACTIVE
     user.activated_at = now
-    record_event(db, action="account:activate:success", actor_id=user.id, source=source, now=now)
+    record_event(db, action=Action.ACTIVATE_OK, actor_id=user.id, source=source, now=now)
     record_event(
-        db, action="account:key:registered", actor_id=user.id, source=source, now=now,
+        db, action=Action.KEY_REGISTERED, actor_id=user.id, source=source, now=now,
         signed_record=_identity_json(user),
     )
     result = _open_session(db, env, user=user, source=source, now=now)
@@ -388,11 +293,11 @@ def login(
     now: datetime,
 ) -> LoginResult:
     """Both factors in one request; any failure is the one generic InvalidCredentials."""
-    user = _check_credentials(
+    user = check_credentials(
         db, env, username=username, auth_key=auth_key, code=totp_code, status=ACCOUNT_ACTIVE,
-        event_prefix="account:login", source=source, now=now,
+        check=CredentialCheck.LOGIN, source=source, now=now,
     )
-    record_event(db, action="account:login:success", actor_id=user.id, source=source, now=now)
+    record_event(db, action=Action.LOGIN_OK, actor_id=user.id, source=source, now=now)
     result = _open_session(db, env, user=user, source=source, now=now)
     db.commit()
     ratelimit.reset(env.sessionmaker, bucket=account_bucket(username))
@@ -411,7 +316,7 @@ def end_sessions(
         db.rollback()
         raise NotFound("no such session")
     record_event(
-        db, action="account:session:revoked", actor_id=user.id, source=source, now=now,
+        db, action=Action.SESSION_REVOKED, actor_id=user.id, source=source, now=now,
         detail={"session_ids": sorted(revoked)},
     )
     db.commit()
@@ -427,16 +332,16 @@ def begin_recovery(
 ) -> RecoveryStart:
     """Prove possession of the recovery key plus a live TOTP code (recovery codes for TOTP do
     not count here: recovery never bypasses the authenticator)."""
-    user = _check_credentials(
+    user = check_credentials(
         db, env, username=username, auth_key=recovery_auth, code=totp_code,
-        status=ACCOUNT_ACTIVE, event_prefix="account:recovery", source=source, now=now,
+        status=ACCOUNT_ACTIVE, check=CredentialCheck.RECOVERY, source=source, now=now,
         allow_recovery_code=False, recovery_proof=True,
     )
     issued = create_session(
         db, user_id=user.id, purpose=SESSION_RECOVERY,
         lifetime=env.settings.recovery_token_lifetime, now=now, source=source,
     )
-    record_event(db, action="account:recovery:begin", actor_id=user.id, source=source, now=now)
+    record_event(db, action=Action.RECOVERY_BEGIN, actor_id=user.id, source=source, now=now)
     db.commit()
     return RecoveryStart(token=issued.token, session=issued.session, user=user)
 
@@ -447,14 +352,14 @@ def complete_recovery(
 ) -> list[str]:
     """Replace the passphrase material; every session (and the recovery token) ends."""
     salt = _check_kdf(env, kdf)
-    key = _secret(auth_key, "auth_key")
+    key = decode_secret(auth_key, "auth_key")
     _opaque(identity_wrapped_kek, "identity_wrapped_kek")
     user.kdf_salt, user.kdf_ops, user.kdf_mem = salt, kdf.ops, kdf.mem
     user.auth_key_hash = env.hasher.hash(key)
     user.identity_wrapped_kek = identity_wrapped_kek
     revoked = revoke_sessions(db, user_id=user.id, now=now)
     record_event(
-        db, action="account:recovery:complete", actor_id=user.id, source=source, now=now,
+        db, action=Action.RECOVERY_COMPLETE, actor_id=user.id, source=source, now=now,
         detail={"sessions_revoked": len(revoked)},
     )
     db.commit()
@@ -473,7 +378,7 @@ def identity_of(user: User) -> dict[str, str]:
 
 
 def find_identity(db: Session, *, username: str) -> dict[str, str]:
-    user = _user_by_name(db, username) if len(username) <= 64 else None
+    user = find_user(db, username) if len(username) <= 64 else None
     if user is None or user.status != ACCOUNT_ACTIVE:
         raise NotFound("no such user")
     return identity_of(user)

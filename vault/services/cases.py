@@ -1,4 +1,5 @@
-"""Cases, the membership log, key grants, and the membership check every case route uses.
+"""Cases, the membership log and key grants (the membership check every case route uses is in
+case_access).
 
 The server replays the signed membership log (vault.protocol.membership) before it appends to it,
 so a buggy or hostile client cannot corrupt a case for the others. It never sees a case key:
@@ -7,7 +8,7 @@ grants and key links are opaque sealed bytes that it only checks the signatures 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,17 +20,10 @@ from sqlalchemy.orm import Session
 from vault.db.base import utcnow
 from vault.db.models import User
 from vault.db.models.accounts import ACCOUNT_ACTIVE
-from vault.db.models_cases import (
-    ROLE_EDITOR,
-    ROLE_OWNER,
-    ROLE_VIEWER,
-    Case,
-    CaseMember,
-    KeyGrant,
-    MembershipEntryRow,
-)
-from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from vault.protocol.encoding import EncodingError, b64d, canonical_json, parse_canonical
+from vault.db.models.cases import ROLE_OWNER, Case, CaseMember, KeyGrant, MembershipEntryRow
+from vault.errors import Conflict, InvalidRequest
+from vault.protocol.encoding import EncodingError, b64d, parse_canonical
+from vault.protocol.events import MEMBERSHIP_EVENTS, Action
 from vault.protocol.ids import is_valid_id
 from vault.protocol.membership import (
     MembershipState,
@@ -37,26 +31,17 @@ from vault.protocol.membership import (
     verify_grant,
     verify_membership_append,
 )
-from vault.protocol.records import IdentityRecord, RecordError, verify_identity_record
+from vault.protocol.records import IdentityRecord, RecordError
+from vault.services.case_access import (
+    InvalidRecord,
+    check_opaque,
+    identities_of,
+    load_state,
+    membership_entries,
+    require_member,
+    signed_text,
+)
 from vault.services.events import record_event
-
-MAX_OPAQUE_TEXT = 96 * 1024
-_RANK = {ROLE_VIEWER: 0, ROLE_EDITOR: 1, ROLE_OWNER: 2}
-
-
-class CaseNotFound(NotFound):
-    code = "not_found"
-    title = "Case not found"
-
-
-class InsufficientRole(Forbidden):
-    code = "insufficient_role"
-    title = "Your role in this case does not allow this"
-
-
-class InvalidRecord(InvalidRequest):
-    code = "invalid_record"
-    title = "A signed record failed verification"
 
 
 class CaseExists(Conflict):
@@ -75,68 +60,16 @@ class CaseView:
     role: str
 
 
-def signed_text(signed: dict[str, str]) -> str:
-    """The canonical JSON text of an envelope, as the audit log stores it."""
-    return canonical_json({"body": signed["body"], "sig": signed["sig"]}).decode("ascii")
+@dataclass(frozen=True)
+class CreatedCase:
+    case: Case
+    log_index: int  # the creation event's leaf: the creator's receipt
 
 
-def check_opaque(value: Any, name: str) -> str:
-    """An opaque client blob: non-empty canonical base64url text of bounded size."""
-    if not isinstance(value, str) or not value or len(value) > MAX_OPAQUE_TEXT:
-        raise InvalidRequest(f"{name} must be base64url text of at most {MAX_OPAQUE_TEXT} chars")
-    try:
-        b64d(value)
-    except EncodingError as exc:
-        raise InvalidRequest(f"{name} is not canonical base64url") from exc
-    return value
-
-
-def require_member(
-    db: Session, case_id: str, user_id: str, *, min_role: str = ROLE_VIEWER
-) -> CaseMember:
-    """The caller's membership row. A non-member gets the same 404 as for a missing case."""
-    if not is_valid_id(case_id):
-        raise CaseNotFound()
-    member = db.get(CaseMember, (case_id, user_id))
-    if member is None:
-        raise CaseNotFound()
-    if _RANK[member.role] < _RANK[min_role]:
-        raise InsufficientRole(f"this needs the {min_role} role; you are {member.role}")
-    return member
-
-
-def identities_of(db: Session, user_ids: Iterable[str]) -> dict[str, IdentityRecord]:
-    """Verified identity records of the given users (unknown ids are simply absent)."""
-    wanted = {u for u in user_ids if is_valid_id(u)}
-    if not wanted:
-        return {}
-    out: dict[str, IdentityRecord] = {}
-    for user in db.scalars(select(User).where(User.id.in_(wanted))):
-        out[user.id] = verify_identity_record(
-            {"body": user.identity_body, "sig": user.identity_sig}
-        )
-    return out
-
-
-def _entries(db: Session, case_id: str) -> list[MembershipEntryRow]:
-    return list(
-        db.scalars(
-            select(MembershipEntryRow)
-            .where(MembershipEntryRow.case_id == case_id)
-            .order_by(MembershipEntryRow.seq)
-        )
-    )
-
-
-def load_state(
-    db: Session, case_id: str, extra_users: Sequence[str] = ()
-) -> tuple[MembershipState, dict[str, IdentityRecord]]:
-    """Replay the stored log; returns the state and the identities it was checked with."""
-    rows = _entries(db, case_id)
-    users = {r.author_id for r in rows} | {r.subject_id for r in rows} | set(extra_users)
-    identities = identities_of(db, users)
-    state = replay_membership([{"body": r.body, "sig": r.sig} for r in rows], identities)
-    return state, identities
+@dataclass(frozen=True)
+class AppendedEntry:
+    state: MembershipState
+    log_index: int  # the membership event's leaf: the owner's receipt
 
 
 def _grant_row(grant_signed: dict[str, str], grant, now: datetime) -> KeyGrant:
@@ -201,7 +134,7 @@ def create_case(
     grant: Any,
     source: str | None = None,
     now: datetime | None = None,
-) -> Case:
+) -> CreatedCase:
     """Create a case with its genesis membership entry and the creator's first grant, at once."""
     now = now or utcnow()
     if not is_valid_id(case_id):
@@ -243,18 +176,18 @@ def create_case(
     db.add(_entry_row(genesis, now))
     db.add(_grant_row(grant_signed, first_grant, now))
     common = {"actor_id": user.id, "case_id": case_id, "source": source, "now": now}
-    record_event(
-        db, action="case:case:created", signed_record=signed_text(genesis.signed), **common
+    created = record_event(
+        db, action=Action.CASE_CREATED, signed_record=signed_text(genesis.signed), **common
     )
     record_event(
         db,
-        action="case:grant:added",
+        action=Action.GRANT_ADDED,
         detail={"generation": 0, "member": user.id},
         signed_record=signed_text(grant_signed),
         **common,
     )
     _commit(db, CaseExists)
-    return case
+    return CreatedCase(case=case, log_index=created.log_index)
 
 
 def _commit(db: Session, conflict: type[Conflict]) -> None:
@@ -276,7 +209,7 @@ def append_membership(
     source: str | None = None,
     now: datetime | None = None,
     sharer_checkpoint: str | None = None,
-) -> MembershipState:
+) -> AppendedEntry:
     """Append one owner-signed entry (add / remove / role) with the grants it needs.
 
     `sharer_checkpoint`, the owner's latest verified log checkpoint, is logged in the event's
@@ -339,10 +272,9 @@ def append_membership(
             row.role = e.role
 
     common = {"actor_id": user.id, "case_id": case_id, "source": source, "now": now}
-    action = {"add": "added", "remove": "removed", "role": "role_changed"}[e.action]
-    record_event(
+    appended = record_event(
         db,
-        action=f"case:member:{action}",
+        action=MEMBERSHIP_EVENTS[e.action],
         detail={
             "subject": e.subject,
             "role": e.role,
@@ -355,20 +287,20 @@ def append_membership(
     if new_state.generation != state.generation:
         record_event(
             db,
-            action="case:generation:added",
+            action=Action.GENERATION_ADDED,
             detail={"generation": new_state.generation, "seq": e.seq},
             **common,
         )
     for signed, grant in verified:
         record_event(
             db,
-            action="case:grant:added",
+            action=Action.GRANT_ADDED,
             detail={"generation": grant.generation, "member": grant.member},
             signed_record=signed_text(signed),
             **common,
         )
     _commit(db, MembershipConflict)
-    return new_state
+    return AppendedEntry(state=new_state, log_index=appended.log_index)
 
 
 def _peek(entry: Any) -> dict[str, Any]:
@@ -416,7 +348,7 @@ def membership_log(
 ) -> tuple[list[MembershipEntryRow], dict[str, str]]:
     """Every entry of the log and the usernames of everyone it names, for the client's replay."""
     require_member(db, case_id, user.id)
-    rows = _entries(db, case_id)
+    rows = membership_entries(db, case_id)
     ids = {r.author_id for r in rows} | {r.subject_id for r in rows}
     names = dict(db.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
     return rows, names

@@ -7,6 +7,7 @@ commit before raising the error, or the rollback erases the evidence.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,18 @@ from vault.db.models.events import RESULT_FAILURE, RESULT_SUCCESS
 from vault.protocol.encoding import canonical_json
 from vault.services.auditlog import append_event
 
-__all__ = ["RESULT_FAILURE", "RESULT_SUCCESS", "record_event"]
+__all__ = ["RESULT_FAILURE", "RESULT_SUCCESS", "RecordedEvent", "record_event"]
 
 _ACTION = re.compile(r"^[a-z0-9_-]+(:[a-z0-9_-]+){1,3}$")
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as recorded: its row id and the index of the leaf it became in the audit log,
+    which a route hands back to the client as the receipt of its own action."""
+
+    event_id: int
+    log_index: int
 
 
 def record_event(
@@ -35,8 +45,8 @@ def record_event(
     detail: dict[str, Any] | None = None,
     signed_record: str | None = None,
     now: datetime | None = None,
-) -> AuditEvent:
-    """Append one event, e.g. action="account:login:failure". Never put secrets in `detail`."""
+) -> RecordedEvent:
+    """Append one event, e.g. action=Action.LOGIN_FAILED. Never put secrets in `detail`."""
     if result not in (RESULT_SUCCESS, RESULT_FAILURE):
         raise ValueError(f"unknown event result {result!r}")
     if not _ACTION.match(action):
@@ -44,7 +54,8 @@ def record_event(
     event = AuditEvent(
         time=now or utcnow(),
         actor_id=actor_id,
-        action=action,
+        # Plain text, as the row reads back, so the leaf built now equals one rebuilt later.
+        action=str(action),
         case_id=case_id,
         file_id=file_id,
         source=source,
@@ -55,5 +66,4 @@ def record_event(
     db.add(event)
     db.flush()
     # Same transaction: the event and its Merkle leaf are committed together or not at all.
-    append_event(db, event)
-    return event
+    return RecordedEvent(event_id=int(event.id), log_index=append_event(db, event))

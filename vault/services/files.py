@@ -15,17 +15,15 @@ from sqlalchemy.orm import Session
 
 from vault.db.base import utcnow
 from vault.db.models import User
-from vault.db.models_cases import (
-    ROLE_EDITOR,
-    FileRow,
-    FileVersion,
-    FileVersionPart,
-)
+from vault.db.models.cases import ROLE_EDITOR
+from vault.db.models.files import FileRow, FileVersion, FileVersionPart
 from vault.errors import NotFound, StorageDamaged
+from vault.protocol.cursor import format_cursor
+from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id
 from vault.protocol.membership import verify_tombstone
 from vault.protocol.records import RecordError
-from vault.services.cases import (
+from vault.services.case_access import (
     InvalidRecord,
     load_state,
     require_member,
@@ -45,6 +43,12 @@ class FileNotFound(NotFound):
 class FileDeleted(NotFound):
     code = "file_deleted"
     title = "This file was deleted"
+
+
+@dataclass(frozen=True)
+class DeletedFile:
+    row: FileRow
+    log_index: int  # the deletion event's leaf: the deleter's receipt
 
 
 def file_row(db: Session, case_id: str, file_id: str) -> FileRow | None:
@@ -162,10 +166,10 @@ def list_files(
     detail: dict[str, Any] = {"versions": len(listing.rows)}
     if limit is not None or after is not None:
         # Written as the API's cursor is, so a page in the log reads like the request.
-        detail["after"] = f"{after[0]}:{after[1]}" if after else None
+        detail["after"] = format_cursor(*after) if after else None
     record_event(
         db,
-        action="file:list:read",
+        action=Action.FILE_LISTED,
         actor_id=user.id,
         case_id=case_id,
         source=source,
@@ -197,11 +201,12 @@ def log_download(
     source: str | None = None,
     detail: dict[str, Any] | None = None,
     now: datetime | None = None,
-) -> None:
-    """Record the access before the first byte leaves the server."""
-    record_event(
+) -> int:
+    """Record the access before the first byte leaves the server; returns the event's leaf
+    index (the downloader's receipt)."""
+    recorded = record_event(
         db,
-        action="file:version:downloaded",
+        action=Action.FILE_DOWNLOADED,
         actor_id=user.id,
         case_id=row.case_id,
         file_id=row.file_id,
@@ -210,6 +215,7 @@ def log_download(
         now=now or utcnow(),
     )
     db.commit()
+    return recorded.log_index
 
 
 @dataclass(frozen=True)
@@ -288,7 +294,7 @@ def delete_file(
     tombstone: Any,
     source: str | None = None,
     now: datetime | None = None,
-) -> FileRow:
+) -> DeletedFile:
     """Mark every version of a file deleted under a tombstone signed by an editor or owner."""
     now = now or utcnow()
     require_member(db, case_id, user.id, min_role=ROLE_EDITOR)
@@ -313,9 +319,9 @@ def delete_file(
         .where(FileVersion.case_id == case_id, FileVersion.file_id == file_id)
         .values(deleted=True)
     )
-    record_event(
+    recorded = record_event(
         db,
-        action="file:file:deleted",
+        action=Action.FILE_DELETED,
         actor_id=user.id,
         case_id=case_id,
         file_id=file_id,
@@ -324,4 +330,4 @@ def delete_file(
         now=now,
     )
     db.commit()
-    return row
+    return DeletedFile(row=row, log_index=recorded.log_index)

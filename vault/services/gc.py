@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from vault.config import Settings
 from vault.db.base import utcnow
-from vault.db.models_cases import FileVersion, FileVersionPart, UploadPart, UploadSession
+from vault.db.models.files import FileVersion, FileVersionPart
+from vault.db.models.uploads import UploadPart, UploadSession
 from vault.storage import BlobStore
 
 _BATCH = 500

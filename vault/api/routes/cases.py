@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from vault.api.deps import ClientAddress, ClockDep, CurrentUser, DbSession
+from vault.api.deps import ClientAddress, ClockDep, CurrentUser, DbSession, LogSignerDep
 from vault.api.routes.log import checked_checkpoint
-from vault.db.models_cases import Case, KeyGrant
-from vault.services import auditlog, cases
+from vault.db.models.cases import Case, KeyGrant
+from vault.services import cases
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -99,7 +99,7 @@ def _grant_out(grant: KeyGrant) -> dict[str, str]:
 def create_case(
     body: CreateCase, user: CurrentUser, db: DbSession, clock: ClockDep, address: ClientAddress
 ) -> CreatedCase:
-    case = cases.create_case(
+    created = cases.create_case(
         db,
         user=user,
         case_id=body.case_id,
@@ -110,8 +110,7 @@ def create_case(
         now=clock(),
     )
     return CreatedCase(
-        **_case_out(case, "owner").model_dump(),
-        log_index=auditlog.recorded_index(db, "case:case:created"),
+        **_case_out(created.case, "owner").model_dump(), log_index=created.log_index
     )
 
 
@@ -142,13 +141,13 @@ def get_membership(case_id: str, user: CurrentUser, db: DbSession) -> Membership
 def append_membership(
     case_id: str,
     body: AppendEntry,
-    request: Request,
     user: CurrentUser,
     db: DbSession,
     clock: ClockDep,
     address: ClientAddress,
+    signer: LogSignerDep,
 ) -> AppendResult:
-    state = cases.append_membership(
+    appended = cases.append_membership(
         db,
         user=user,
         case_id=case_id,
@@ -156,13 +155,12 @@ def append_membership(
         grants=body.grants,
         source=address,
         now=clock(),
-        sharer_checkpoint=checked_checkpoint(request, body.checkpoint),
+        sharer_checkpoint=checked_checkpoint(signer, body.checkpoint),
     )
-    action = {"add": "added", "remove": "removed", "role": "role_changed"}[state.entries[-1].action]
     return AppendResult(
-        seq=state.head.seq,
-        generation=state.generation,
-        log_index=auditlog.recorded_index(db, f"case:member:{action}"),
+        seq=appended.state.head.seq,
+        generation=appended.state.generation,
+        log_index=appended.log_index,
     )
 
 

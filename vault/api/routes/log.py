@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from vault.api.deps import CurrentUser, DbSession
+from vault.api.deps import CurrentUser, DbSession, LogSignerDep
 from vault.errors import InvalidRequest, NotFound
 from vault.protocol.checkpoint import NoteError, open_checkpoint
 from vault.protocol.encoding import b64e
@@ -24,29 +24,19 @@ _MAX_INDEX = 1 << 62
 Index = Annotated[int, Query(ge=0, le=_MAX_INDEX)]
 
 
-def _signer(request: Request) -> LogSigner:
-    # Loaded (or created, 0600, race-safe) on first use and kept for the life of the app.
-    signer = getattr(request.app.state, "log_signer", None)
-    if signer is None:
-        signer = LogSigner.from_data_dir(request.app.state.settings.data_dir)
-        request.app.state.log_signer = signer
-    return signer
-
-
-def checked_checkpoint(request: Request, text: str | None) -> str | None:
+def checked_checkpoint(signer: LogSigner, text: str | None) -> str | None:
     """A checkpoint a client passes on (to co-counsel) must be one this log signed."""
     if text is None:
         return None
     try:
-        open_checkpoint(text, _signer(request).verifier)
+        open_checkpoint(text, signer.verifier)
     except NoteError as exc:
         raise InvalidRequest(f"checkpoint: {exc}") from exc
     return text
 
 
 @router.get("/key")
-def log_key(request: Request) -> dict:
-    signer = _signer(request)
+def log_key(signer: LogSignerDep) -> dict:
     return {
         "origin": signer.origin,
         "public_key": b64e(signer.public_key),
@@ -55,9 +45,9 @@ def log_key(request: Request) -> dict:
 
 
 @router.get("/checkpoint")
-def checkpoint(request: Request, db: DbSession, _user: CurrentUser) -> dict:
+def checkpoint(db: DbSession, _user: CurrentUser, signer: LogSignerDep) -> dict:
     """The signed note travels as one JSON string so its exact text survives."""
-    note = auditlog.current_checkpoint(db, _signer(request))
+    note = auditlog.current_checkpoint(db, signer)
     db.commit()
     return {"checkpoint": note}
 
