@@ -21,7 +21,8 @@ from fastapi.openapi.utils import get_openapi
 from vault import errors
 from vault.api import problems
 from vault.api.problems import PROBLEM_JSON, ProblemDetails, ValidationProblemDetails
-from vault.services.cases import CaseExists, CaseNotFound, InsufficientRole, MembershipConflict
+from vault.services.case_access import CaseNotFound, InsufficientRole
+from vault.services.cases import CaseExists, MembershipConflict
 from vault.services.files import FileDeleted, FileNotFound
 from vault.services.uploads import (
     FileTooLarge,
