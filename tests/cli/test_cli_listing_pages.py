@@ -9,7 +9,8 @@ import functools
 import httpx
 import pytest
 
-from client import cli, vault_listing
+from client.cli import commands as cli
+from client.files import paging as vault_listing
 from client.vault import Vault
 
 PASSPHRASE = "correct horse battery staple"

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client import crypto, vault_files
+from client import crypto
 from client.api import Unreachable
+from client.files import upload as vault_files
 from client.vault import Vault
 
 PASSPHRASE = "correct horse battery staple"

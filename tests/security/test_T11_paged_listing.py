@@ -17,10 +17,10 @@ import httpx
 import pytest
 from attack_kit import PASSPHRASE
 
-from client import vault_listing
 from client.crypto.errors import IntegrityError
+from client.errors import VaultError
+from client.files import paging as vault_listing
 from client.vault import Vault
-from client.vault_errors import VaultError
 
 PAGE = 3
 Rewrite = Callable[[list[dict], int, str | None], dict]
