@@ -1,4 +1,6 @@
-"""HTTP transport to a CaseVault server: problem+json -> client exceptions, streaming transfers.
+"""The CaseVault server's HTTP API as the client calls it: one method per endpoint (every URL the
+client uses is written in this module), problem+json -> client exceptions in one function
+(error_from_response, with the table in client.errors), streaming transfers.
 
 The server is not trusted with content, but the transport still refuses plain http to anything
 other than a loopback address, so a bearer token never crosses a network in clear.
