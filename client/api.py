@@ -69,7 +69,7 @@ def error_from_response(response: httpx.Response, *, with_session: bool = False)
     detail = problem.get("detail") if isinstance(problem.get("detail"), str) else None
     if cls is ServerError and isinstance(problem.get("request_id"), str):
         detail = f"the server failed (request id {problem['request_id']})"
-    if issubclass(cls, PLAIN_MESSAGE) and cls is not QuotaExceeded:
+    if issubclass(cls, PLAIN_MESSAGE):
         detail = None
     return cls(detail, code=code or f"http_{response.status_code}", status=response.status_code,
                problem=problem)
