@@ -98,7 +98,7 @@ class CaseOps:
             return
         try:
             self.session.audit_log().check_sharer_checkpoint(case_id, member_id=me,
-                                                     added_seq=joined[-1].seq)
+                                                             added_seq=joined[-1].seq)
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
 
