@@ -22,9 +22,12 @@ MAX_SEGMENT_BYTES = 255  # ext4, APFS and NTFS name limits (NTFS counts UTF-16 u
 MAX_PATH_BYTES = 4096  # Linux PATH_MAX; a case path is joined under a local directory too
 MAX_DEPTH = 64  # segments, the name included
 
-# Windows maps these to devices whatever the extension or case ("nul.txt", "Com1.log").
-# Superscript digits count too: Windows treats COM¹ like COM1.
-_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])(\..*)?", re.IGNORECASE)
+# Windows maps these to devices whatever the extension or case ("nul.txt", "Com1.log"), also
+# with spaces before the extension ("nul .txt"). Superscript digits count too (COM¹ is COM1);
+# COM0 and LPT0 are refused as well, a stricter rule than every Windows version needs.
+_RESERVED = re.compile(
+    r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³]) *(\..*)?", re.IGNORECASE
+)
 # Forbidden in Windows file names; '/' is our separator and '\\' is refused by its own rule.
 _WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
 
@@ -93,6 +96,12 @@ def split_path(path: str) -> tuple[str, str]:
     path = normalize_case_path(path)
     folder, _, name = path.rpartition(SEPARATOR)
     return folder, name
+
+
+def collision_key(path: str) -> str:
+    """Equal for two paths that name one file on a case-insensitive file system (Windows and
+    macOS by default): a client writing a tree refuses the second rather than overwrite."""
+    return unicodedata.normalize("NFC", normalize_case_path(path).casefold())
 
 
 def is_inside(folder: str, path: str) -> bool:

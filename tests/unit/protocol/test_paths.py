@@ -18,6 +18,7 @@ from vault.protocol.paths import (
     MAX_PATH_BYTES,
     MAX_SEGMENT_BYTES,
     PathError,
+    collision_key,
     is_inside,
     join_folder,
     normalize_case_path,
@@ -50,6 +51,8 @@ REFUSED = {
     "reserved_lpt9": ("a/LPT9", "reserved on Windows"),
     "reserved_aux_tar": ("aux.tar.gz", "reserved on Windows"),
     "reserved_superscript": ("COM\u00b9", "reserved on Windows"),
+    "reserved_space_before_ext": ("nul .txt", "reserved on Windows"),
+    "reserved_conin": ("CONIN$", "reserved on Windows"),
     "trailing_dot": ("notes.", "dot or a space"),
     "trailing_space": ("Evidence /a", "dot or a space"),
     "windows_colon": ("Evidence/ab:c", "Windows"),
@@ -114,6 +117,13 @@ def test_split_and_join():
         join_folder("Evidence", "..")
     with pytest.raises(PathError, match="absolute"):
         join_folder("/Evidence", "a.jpg")
+
+
+def test_collision_key_finds_names_one_case_insensitive_disk_merges():
+    assert collision_key("Evidence/Photo.JPG") == collision_key("evidence/photo.jpg")
+    assert collision_key("Straße.pdf") == collision_key("STRASSE.pdf")
+    assert collision_key("Cafe\u0301.txt") == collision_key("CAFÉ.txt")
+    assert collision_key("a/b.pdf") != collision_key("a/c.pdf")
 
 
 def test_is_inside_matches_whole_segments():
