@@ -19,7 +19,9 @@ from client.crypto.errors import IntegrityError
 from client.crypto.kdf import subkey
 from client.crypto.keys import Identity, hpke_public_key
 from vault.protocol.encoding import FORMAT_VERSION, canonical_json
+from vault.protocol.intake import IntakeError, IntakeRecord, parse_intake
 from vault.protocol.membership import MembershipState, verify_grant, verify_manifest
+from vault.protocol.paths import PathError, normalize_case_path, split_path
 from vault.protocol.records import (
     LABEL_GRANT,
     IdentityRecord,
@@ -221,12 +223,40 @@ def unwrap_file_key(
 
 @dataclass(frozen=True)
 class FileMetadata:
+    """The encrypted description of one file version.
+
+    `path` (folder path + name inside the case, canonical per vault.protocol.paths) and `intake`
+    (vault.protocol.intake) are optional: a record without them encodes byte for byte as before
+    they existed, and a file without `path` sits at the case root under `name`. With `path`,
+    `name` is its last segment; with `intake`, its SHA-256 is the content's.
+    """
+
     name: str
     size: int
     sha256: str  # hex SHA-256 of the plaintext: the chain-of-custody hash
     media_type: str = "application/octet-stream"
     client_time: int = 0
     note: str = ""
+    path: str | None = None
+    intake: IntakeRecord | None = None
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            if normalize_case_path(self.path) != self.path:
+                raise PathError("a metadata path is given in its canonical form")
+            if split_path(self.path)[1] != self.name:
+                raise PathError("the name is the last segment of the path")
+        if self.intake is not None:
+            if not isinstance(self.intake, IntakeRecord):
+                raise TypeError("intake is an IntakeRecord")
+            if self.intake.sha256 != self.sha256:
+                raise IntakeError("the intake hash is not the content's hash")
+
+    @property
+    def case_path(self) -> str:
+        """Where the file sits in the case: `path`, else `name` at the root (checked by the
+        path rules; PathError for a legacy name that no path may hold)."""
+        return normalize_case_path(self.path if self.path is not None else self.name)
 
 
 _META_FIELDS = {
@@ -237,6 +267,40 @@ _META_FIELDS = {
     "client_time": int,
     "note": str,
 }
+_META_OPTIONAL = frozenset({"path", "intake"})
+
+
+def file_metadata_body(meta: FileMetadata) -> dict:
+    """The plaintext record; absent optional fields are left out, not written as null."""
+    body = {"v": FORMAT_VERSION, **{k: getattr(meta, k) for k in _META_FIELDS}}
+    if meta.path is not None:
+        body["path"] = meta.path
+    if meta.intake is not None:
+        body["intake"] = meta.intake.to_json()
+    return body
+
+
+def _parse_file_metadata(body: dict) -> FileMetadata:
+    keys = set(body) - {"v"}
+    if not set(_META_FIELDS) <= keys or not keys <= set(_META_FIELDS) | _META_OPTIONAL:
+        raise IntegrityError("file metadata")
+    for name, kind in _META_FIELDS.items():
+        if not isinstance(body[name], kind) or isinstance(body[name], bool):
+            raise IntegrityError("file metadata")
+    if body["size"] < 0 or len(body["sha256"]) != 64:
+        raise IntegrityError("file metadata")
+    if "path" in body and not isinstance(body["path"], str):
+        raise IntegrityError("file metadata")  # absent means the root; null is not a spelling
+    try:
+        # A path or intake the uploader (or a server replaying a record) chose is checked
+        # here, before any caller can join the path under a local folder.
+        return FileMetadata(
+            **{k: body[k] for k in _META_FIELDS},
+            path=body.get("path"),
+            intake=parse_intake(body["intake"]) if "intake" in body else None,
+        )
+    except (PathError, IntakeError, TypeError) as exc:
+        raise IntegrityError("file metadata") from exc
 
 
 def _meta_key(file_key: bytes) -> bytes:
@@ -253,7 +317,7 @@ def encrypt_file_metadata(
     version: int,
     nonce: bytes | None = None,
 ) -> bytes:
-    body = {"v": FORMAT_VERSION, **{k: getattr(meta, k) for k in _META_FIELDS}}
+    body = file_metadata_body(meta)
     ad = _aead.labelled(LABEL_FILE_META, case_id, file_id, version)
     return _aead.seal(_meta_key(file_key), canonical_json(body), ad, nonce=nonce)
 
@@ -265,14 +329,7 @@ def decrypt_file_metadata(
     body = _decode(
         _aead.open_(_meta_key(file_key), blob, ad, what="file metadata"), "file metadata"
     )
-    if set(body) != {"v", *_META_FIELDS}:
-        raise IntegrityError("file metadata")
-    for name, kind in _META_FIELDS.items():
-        if not isinstance(body[name], kind) or isinstance(body[name], bool):
-            raise IntegrityError("file metadata")
-    if body["size"] < 0 or len(body["sha256"]) != 64:
-        raise IntegrityError("file metadata")
-    return FileMetadata(**{k: body[k] for k in _META_FIELDS})
+    return _parse_file_metadata(body)
 
 
 # ---------------------------------------------------------------- manifests

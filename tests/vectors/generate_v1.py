@@ -6,6 +6,11 @@ randomness inside the library, so grant and stream vectors are decrypt-direction
 the private key and the ciphertext, and a second run produces different but equally valid bytes.
 
     python tests/vectors/generate_v1.py OUTPUT_DIR   (refuses a non-empty directory)
+    python tests/vectors/generate_v1.py --append OUTPUT_DIR
+
+Cases are only ever appended: a new case draws from the seeded generator after every older
+case, so the older cases' draws do not move. `--append` runs the whole generator into a scratch
+directory and copies only the vectors OUTPUT_DIR does not have yet; it never rewrites one.
 
 Vector file: `name: value` header lines (always `expect:` and `kind:`), one empty line, then
 the payload: base64 (76 columns) for stream kinds, one JSON object otherwise.
@@ -18,14 +23,19 @@ import hashlib
 import io
 import json
 import random
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-from client.crypto import kdf
+from client.crypto import _aead, kdf
+from client.crypto import seal as _seal
 from client.crypto.keys import PURPOSE_KEK, Identity, wrap_identity
 from client.crypto.seal import (
+    LABEL_FILE_META,
     FileMetadata,
     encrypt_file_metadata,
+    file_metadata_body,
     seal_grant,
     wrap_file_key,
 )
@@ -33,6 +43,7 @@ from client.crypto.stream import MAGIC, encrypt_stream
 from vault.protocol import membership as m
 from vault.protocol import records as r
 from vault.protocol.encoding import b64d, b64e, canonical_json, parse_canonical
+from vault.protocol.intake import IntakeRecord
 
 RNG = random.Random(20240601)  # noqa: S311 - determinism for vectors, not secrecy
 
@@ -278,6 +289,13 @@ def identity_vectors(out: Path) -> None:
     )
 
 
+def meta_json(meta: FileMetadata) -> dict:
+    fields = {k: v for k, v in meta.__dict__.items() if v is not None}
+    if meta.intake is not None:
+        fields["intake"] = meta.intake.to_json()
+    return fields
+
+
 def file_vectors(out: Path) -> None:
     case_key, file_key = rb(32), rb(32)
     coords = {"case_id": rid(), "file_id": rid(), "version": 1}
@@ -314,7 +332,8 @@ def file_vectors(out: Path) -> None:
             **coords,
             "comment": "metadata record",
         },
-        json.dumps({"blob": b64e(blob), "meta": meta.__dict__}),
+        # Optional fields that are absent stay out of the vector, as they stay out of the record.
+        json.dumps({"blob": b64e(blob), "meta": meta_json(meta)}),
     )
 
 
@@ -469,16 +488,146 @@ def authority_vectors(out: Path) -> None:
     )
 
 
-def main() -> None:
-    out = Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
-    if any(out.iterdir()):
-        sys.exit(f"{out} is not empty: committed vectors are never regenerated")
+# ---------------------------------------------------------------- appended: folders, custody, hold
+
+
+def folder_intake_vectors(out: Path) -> None:
+    file_key = rb(32)
+    coords = {"case_id": rid(), "file_id": rid(), "version": 1}
+    uploader = rid()
+    sha = hashlib.sha256(b"scene photograph").hexdigest()
+    intake = IntakeRecord(
+        sha256=sha,
+        original_name="IMG_0001.JPG",
+        original_mtime=1_700_000_000,
+        taken_in_by=uploader,
+        taken_in_at=1_700_000_050,
+        source="client's phone",
+        note="handed over at the office",
+        client_version="casevault 0.2.0",
+    )
+    meta = FileMetadata(
+        "IMG_0001.jpg", 16, sha, "image/jpeg", 1_700_000_050, "",
+        path="Evidence/photos/IMG_0001.jpg", intake=intake,
+    )
+    blob = encrypt_file_metadata(meta, file_key=file_key, nonce=rb(24), **coords)
+    hdr = {"kind": "file-meta", "file_key": file_key.hex(), **coords}
+    write(
+        out,
+        "file_meta_path_intake_success",
+        {"expect": "success", **hdr, "comment": "metadata with folder path and intake record"},
+        json.dumps({"blob": b64e(blob), "meta": meta_json(meta)}),
+    )
+    # The uploader holds the file key and can seal any plaintext: a path that climbs out.
+    hostile = {**file_metadata_body(meta), "path": "../../.ssh/authorized_keys",
+               "name": "authorized_keys"}
+    ad = _aead.labelled(LABEL_FILE_META, *coords.values())
+    bad = _aead.seal(_seal._meta_key(file_key), canonical_json(hostile), ad, nonce=rb(24))
+    write(
+        out,
+        "file_meta_bad_path",
+        {"expect": "malformed", **hdr, "comment": "sealed by the uploader with a '..' path"},
+        json.dumps({"blob": b64e(bad)}),
+    )
+
+
+def hold_vectors(out: Path) -> None:
+    alice, bob = person("alice"), person("bob")
+    case_id = rid()
+    entries: list[dict] = []
+
+    def entry(author: Identity, action: str, subject: Identity, role: str, **extra) -> dict:
+        prev = (
+            r.open_envelope(r.LABEL_MEMBERSHIP, entries[-1]).record_hash if entries else r.ZERO_HASH
+        )
+        body = m.membership_entry_body(
+            case_id=case_id,
+            seq=len(entries),
+            prev_hash=prev,
+            action=action,
+            subject=subject.user_id,
+            subject_fp=subject.record().fingerprint_hex,
+            role=role,
+            author=author.user_id,
+            time=1_700_000_000 + len(entries),
+            generation=0,
+            **extra,
+        )
+        return author.sign(r.LABEL_MEMBERSHIP, body)
+
+    entries.append(entry(alice, "create", alice, "owner"))
+    entries.append(entry(alice, "add", bob, "editor"))
+    base_len = len(entries)
+    entries.append(entry(alice, "hold", alice, "owner", reason="preservation order 2026/117"))
+    entries.append(entry(alice, "release", alice, "owner"))
+    entries.append(entry(alice, "hold", alice, "owner", reason="appeal pending"))
+    folks = {"people": [seeds(p) for p in (alice, bob)]}
+    mhdr = {"kind": "membership", "case_id": case_id}
+    write(
+        out,
+        "membership_hold_success",
+        {"expect": "success", **mhdr, "hold_seq": 4, "comment": "hold, release, hold again"},
+        json.dumps({**folks, "membership": entries}),
+    )
+    del entries[base_len:]
+    by_editor = entry(bob, "hold", bob, "owner", reason="editor tries a hold")
+    write(
+        out,
+        "membership_hold_not_owner",
+        {"expect": "not authorized", **mhdr, "comment": "an editor signs a hold"},
+        json.dumps({**folks, "membership": [*entries, by_editor]}),
+    )
+    release = entry(alice, "release", alice, "owner")
+    write(
+        out,
+        "membership_release_not_held",
+        {"expect": "invalid transition", **mhdr, "comment": "release with no hold standing"},
+        json.dumps({**folks, "membership": [*entries, release]}),
+    )
+    entries.append(entry(alice, "hold", alice, "owner", reason="preservation order 2026/117"))
+    body = r.tombstone_body(
+        case_id=case_id, file_id=rid(), membership_seq=2, deleter=bob.user_id,
+        time=1_700_000_100,
+    )
+    write(
+        out,
+        "tombstone_under_hold",
+        {"expect": "not authorized", "kind": "tombstone", "case_id": case_id,
+         "comment": "an editor deletes while a hold stands"},
+        json.dumps({**folks, "membership": entries,
+                    "tombstone": bob.sign(r.LABEL_TOMBSTONE, body)}),
+    )
+
+
+def generate(out: Path) -> None:
+    # Order matters: each case's draws follow every earlier case's. Append new cases last.
     streams(out)
     kdf_vectors(out)
     identity_vectors(out)
     file_vectors(out)
     authority_vectors(out)
+    folder_intake_vectors(out)
+    hold_vectors(out)
+
+
+def append(out: Path) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        generate(Path(scratch))
+        new = sorted(p for p in Path(scratch).iterdir() if not (out / p.name).exists())
+        for path in new:
+            shutil.copyfile(path, out / path.name)
+    print(f"appended {len(new)} vectors to {out}: {', '.join(p.stem for p in new)}")
+
+
+def main() -> None:
+    if sys.argv[1] == "--append":
+        append(Path(sys.argv[2]))
+        return
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        sys.exit(f"{out} is not empty: committed vectors are never regenerated")
+    generate(out)
     print(f"wrote {len(list(out.iterdir()))} vectors to {out}")
 
 

@@ -22,6 +22,7 @@ from client.crypto.stream import decrypt_stream
 from vault.protocol import membership as m
 from vault.protocol import records as r
 from vault.protocol.encoding import b64d
+from vault.protocol.intake import parse_intake
 
 V1 = Path(__file__).parent / "v1"
 FILES = sorted(V1.glob("*.txt"))
@@ -119,7 +120,9 @@ def run_file_meta(h: dict, payload: str) -> None:
         file_id=h["file_id"],
         version=int(h["version"]),
     )
-    assert meta == FileMetadata(**body["meta"])
+    expected = dict(body["meta"])
+    intake = expected.pop("intake", None)
+    assert meta == FileMetadata(**expected, intake=None if intake is None else parse_intake(intake))
 
 
 def run_grant(h: dict, payload: str) -> None:
@@ -146,7 +149,16 @@ def run_manifest(h: dict, payload: str) -> None:
 
 def run_membership(h: dict, payload: str) -> None:
     body = json.loads(payload)
-    m.replay_membership(body["membership"], identities(people(body)))
+    state = m.replay_membership(body["membership"], identities(people(body)))
+    if "hold_seq" in h:
+        assert state.hold is not None and state.hold.seq == int(h["hold_seq"])
+
+
+def run_tombstone(h: dict, payload: str) -> None:
+    body = json.loads(payload)
+    ids = identities(people(body))
+    state = m.replay_membership(body["membership"], ids)
+    m.verify_tombstone(body["tombstone"], state, ids)
 
 
 RUNNERS = {
@@ -160,6 +172,7 @@ RUNNERS = {
     "grant": run_grant,
     "manifest": run_manifest,
     "membership": run_membership,
+    "tombstone": run_tombstone,
 }
 
 # What each failure must raise. Records say why (RecordError text); client.crypto stays uniform.
@@ -176,6 +189,8 @@ FAILURES = {
     "not authorized": ((IntegrityError, r.RecordError), None),
     "bad signature": ((IntegrityError, r.RecordError), None),
     "reordered": ((IntegrityError, r.RecordError), None),
+    "malformed": (IntegrityError, None),
+    "invalid transition": (r.RecordError, None),
 }
 
 

@@ -34,6 +34,8 @@ class Action(StrEnum):
     MEMBER_ADDED = "case:member:added"
     MEMBER_REMOVED = "case:member:removed"
     MEMBER_ROLE_CHANGED = "case:member:role_changed"
+    CASE_HOLD_PLACED = "case:hold:placed"
+    CASE_HOLD_RELEASED = "case:hold:released"
     # files
     FILE_UPLOADED = "file:version:uploaded"
     FILE_DOWNLOADED = "file:version:downloaded"
@@ -58,9 +60,13 @@ class CredentialCheck(StrEnum):
         return Action(f"account:{self.value}:ratelimited")
 
 
-# A membership log entry's `action` (vault.protocol.membership) -> the event that records it.
+# A membership log entry's `action` (vault.protocol.membership) -> the event that records it,
+# for every entry but `create` (Action.CASE_CREATED). Legal holds are entries of the same log,
+# so their events carry the entry and are visible to the revocation scan like the others.
 MEMBERSHIP_EVENTS: dict[str, Action] = {
     "add": Action.MEMBER_ADDED,
     "remove": Action.MEMBER_REMOVED,
     "role": Action.MEMBER_ROLE_CHANGED,
+    "hold": Action.CASE_HOLD_PLACED,
+    "release": Action.CASE_HOLD_RELEASED,
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 from vault.protocol.encoding import FORMAT_VERSION, b64d, b64e
 from vault.protocol.records import (
+    HOLD_ACTIONS,
     LABEL_MEMBERSHIP,
     UPLOAD_ROLES,
     ZERO_HASH,
@@ -52,15 +53,28 @@ class MembershipEntry:
     key_link: bytes
     entry_hash: str
     signed: dict[str, str]
+    reason: str | None = None  # set on hold entries only
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold in force: placed by an owner's signed entry at `seq`."""
+
+    reason: str
+    seq: int
+    author: str
+    time: int
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Who was a member, with which role, and the key generation, right after one entry."""
+    """Who was a member, with which role, the key generation and any legal hold, right after
+    one entry."""
 
     seq: int
     generation: int
     members: Mapping[str, Member]
+    hold: Hold | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,11 @@ class MembershipState:
     @property
     def generation(self) -> int:
         return self.head.generation
+
+    @property
+    def hold(self) -> Hold | None:
+        """The legal hold standing at the head of the log, if any."""
+        return self.head.hold
 
     @property
     def head_hash(self) -> str:
@@ -118,7 +137,9 @@ def membership_entry_body(
     time: int,
     generation: int,
     key_link: bytes = b"",
+    reason: str | None = None,
 ) -> dict[str, Any]:
+    """The body of one entry; `reason` is given for (and only for) a hold entry."""
     body = {
         "v": FORMAT_VERSION,
         "case_id": case_id,
@@ -133,6 +154,8 @@ def membership_entry_body(
         "generation": generation,
         "key_link": b64e(key_link),
     }
+    if reason is not None:
+        body["reason"] = reason
     _check_fields(LABEL_MEMBERSHIP, body)
     return body
 
@@ -153,6 +176,7 @@ def _entry(env: Signed) -> MembershipEntry:
         key_link=b64d(b["key_link"]),
         entry_hash=env.record_hash,
         signed=env.to_json(),
+        reason=b.get("reason"),
     )
 
 
@@ -183,9 +207,23 @@ def _apply(
         raise RecordError("membership entry signed by a key other than the one pinned")
     current = members.get(e.subject)
     generation = prev.generation
+    hold = prev.hold
     if e.action == "create":
         raise RecordError("create may only be the first entry")
-    if e.action == "add":
+    if e.action in HOLD_ACTIONS:
+        # The owner signs for the case, not about a member: subject, key and role are the
+        # author's own, so the entry has one reading and the existing fields keep their types.
+        if e.subject != e.author or e.subject_fp != author.fingerprint or e.role != "owner":
+            raise RecordError("a hold or release entry names its author as subject, as owner")
+        if e.action == "hold":
+            if hold is not None:
+                raise RecordError("a hold already stands")
+            hold = Hold(e.reason or "", e.seq, e.author, e.time)
+        else:
+            if hold is None:
+                raise RecordError("no hold stands to release")
+            hold = None
+    elif e.action == "add":
         if current is not None:
             raise RecordError("subject is already a member")
         if e.subject_fp != _identity(identities, e.subject).fingerprint_hex:
@@ -212,7 +250,7 @@ def _apply(
         raise RecordError("membership entry has the wrong key generation")
     if bool(e.key_link) != (e.action == "remove"):
         raise RecordError("a key link comes with, and only with, a remove entry")
-    return Snapshot(e.seq, generation, members)
+    return Snapshot(e.seq, generation, members, hold)
 
 
 def replay_membership(
@@ -330,4 +368,6 @@ def verify_tombstone(
         raise RecordError("tombstone signer was not a member")
     if snap.members[tomb.deleter].role not in UPLOAD_ROLES:
         raise RecordError("tombstone signer had no delete rights")
+    if snap.hold is not None:
+        raise RecordError("tombstone signed while a legal hold stood")
     return tomb

@@ -27,6 +27,7 @@ from vault.protocol.encoding import (
     signing_input,
 )
 from vault.protocol.ids import is_valid_id
+from vault.protocol.text import is_clean_text
 
 LABEL_IDENTITY = "cv1/identity"
 LABEL_MEMBERSHIP = "cv1/membership"
@@ -41,6 +42,7 @@ KEM_PK_BYTES = MLKEM768_PK_BYTES + X25519_PK_BYTES
 SIG_BYTES = 64
 MAX_USERNAME_CHARS = 64
 MAX_OPAQUE_BYTES = 64 * 1024
+MAX_HOLD_REASON_CHARS = 1000
 ZERO_HASH = "0" * 64
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -152,7 +154,9 @@ def _const(value: str):
 
 
 ROLES = ("owner", "editor", "viewer")
-ACTIONS = ("create", "add", "remove", "role")
+ACTIONS = ("create", "add", "remove", "role", "hold", "release")
+# Legal hold entries name their author as subject; only `hold` carries a reason (SPEC 4.2.1).
+HOLD_ACTIONS = ("hold", "release")
 UPLOAD_ROLES = frozenset({"owner", "editor"})
 
 _FIELDS: dict[str, dict[str, Any]] = {
@@ -213,8 +217,18 @@ _FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+# A hold entry is a membership entry plus its reason. Every other entry keeps exactly the
+# fields it had before holds existed, so its bytes (and signatures) are unchanged.
+_MEMBERSHIP_HOLD_FIELDS: dict[str, Any] = {
+    **_FIELDS[LABEL_MEMBERSHIP],
+    "reason": lambda v: is_clean_text(v, max_chars=MAX_HOLD_REASON_CHARS, allow_empty=False),
+}
+
+
 def _check_fields(label: str, body: dict[str, Any]) -> None:
     spec = _FIELDS[label]
+    if label == LABEL_MEMBERSHIP and body.get("action") == "hold":
+        spec = _MEMBERSHIP_HOLD_FIELDS
     if set(body) != set(spec):
         raise RecordError(f"{label} record has missing or unknown fields")
     for name, check in spec.items():

@@ -39,7 +39,9 @@ class Case:
         self.generation = 0
         self.append(owner, "create", owner, "owner")
 
-    def append(self, author: Person, action: str, subject: Person, role: str) -> dict[str, str]:
+    def append(
+        self, author: Person, action: str, subject: Person, role: str, reason: str | None = None
+    ) -> dict[str, str]:
         if action == "remove":
             self.generation += 1
         self.identities[subject.id] = subject.record
@@ -55,6 +57,7 @@ class Case:
             time=100 + len(self.entries),
             generation=self.generation,
             key_link=os.urandom(72) if action == "remove" else b"",
+            reason=reason,
         )
         signed = r.sign_record(r.LABEL_MEMBERSHIP, body, author.sk)
         self.entries.append(signed)
@@ -67,7 +70,8 @@ class Case:
 
 
 _ENTRY_EVENT = {"create": Action.CASE_CREATED, "add": Action.MEMBER_ADDED,
-                "remove": Action.MEMBER_REMOVED, "role": Action.MEMBER_ROLE_CHANGED}
+                "remove": Action.MEMBER_REMOVED, "role": Action.MEMBER_ROLE_CHANGED,
+                "hold": Action.CASE_HOLD_PLACED, "release": Action.CASE_HOLD_RELEASED}
 
 
 class Leaves:
