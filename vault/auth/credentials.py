@@ -87,8 +87,9 @@ def _refuse(db: Session, env: AuthEnv, *, check: CredentialCheck, refusal: Refus
     """Log a refused attempt as an aggregated event (T30) and return the 429 to raise.
 
     Counted per address when the address limit refused, per account (all addresses together)
-    when the account limit did: either way a flood adds at most two leaves per window and
-    key, and the number of keys a flood can open is bounded by the limits themselves.
+    when the account limit did: each key adds at most two leaves per window, and one address
+    opens at most its own key and (address limit / account limit) account keys per window,
+    since an account key needs that many attempts to get past the address limit first.
     """
     record_aggregated_event(
         db, action=check.ratelimited, result=RESULT_FAILURE, source=source, now=now,
