@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     rate_limit_account_attempts: int = Field(default=10, gt=0)
     rate_limit_address_attempts: int = Field(default=100, gt=0)
     rate_limit_register_attempts: int = Field(default=20, gt=0)
+    # Seconds of one aggregation window (T30): refused attempts and listings are logged as the
+    # first of each window plus one leaf with the window's count, not one leaf per request.
+    event_aggregation_window: int = Field(default=15 * 60, gt=0, le=24 * 3600)
 
     # Blobs (None means data_dir/blobs) and transfer limits (bytes); quota is per uploader.
     blob_dir: Path | None = None

@@ -1,4 +1,5 @@
-"""The file list: the same JSON as the FileList model, optional paging, one audit event each."""
+"""The file list: the same JSON as the FileList model, optional paging, audit events counted per
+window (T30)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _get(kit, case, user, **params):
     return kit.client.get(f"/v1/cases/{case.case_id}/files", params=params, headers=user.headers)
 
 
-def _list_events(app_settings, case_id) -> list[tuple]:
+def _list_events(app_settings, case_id, action: str = "file:list:read") -> list[tuple]:
     engine = sa.create_engine(app_settings.database_url)
     try:
         with engine.connect() as conn:
@@ -46,9 +47,9 @@ def _list_events(app_settings, case_id) -> list[tuple]:
                 for r in conn.execute(
                     sa.text(
                         "SELECT actor_id, detail FROM audit_events "
-                        "WHERE case_id = :c AND action = 'file:list:read' ORDER BY id"
+                        "WHERE case_id = :c AND action = :a ORDER BY id"
                     ),
-                    {"c": case_id},
+                    {"c": case_id, "a": action},
                 )
             ]
     finally:
@@ -75,7 +76,7 @@ def test_list_is_exactly_what_the_model_would_serialise(listed):
     assert all("blob_key" not in v and "blob_sha256" not in v for v in body["versions"])
 
 
-def test_pages_with_limit_and_after_add_up_to_the_whole_list(listed, app_settings):
+def test_pages_with_limit_and_after_add_up_to_the_whole_list(listed, app_settings, clock):
     kit, case, alice, bob, ids = listed
     whole = _get(kit, case, bob).json()["versions"]
     pages, after = [], None
@@ -89,11 +90,16 @@ def test_pages_with_limit_and_after_add_up_to_the_whole_list(listed, app_setting
             break
     assert [len(p) for p in pages] == [2, 2, 1]
     assert [v for page in pages for v in page] == whole
-    # Every page is an access of its own in the audit log, with how many versions it showed.
+    # The first listing of the window is a leaf of its own, with how many versions it showed;
+    # the pages after it are counted, and the count is logged once the window has closed.
     events = _list_events(app_settings, case.case_id)
-    assert [actor for actor, _ in events] == [bob.user_id] * 4
+    assert [actor for actor, _ in events] == [bob.user_id]
     assert '"versions":5' in events[0][1].replace(" ", "")
-    assert '"versions":1' in events[-1][1].replace(" ", "")
+    clock.advance(app_settings.event_aggregation_window)
+    assert _get(kit, case, bob, limit=2).status_code == 200
+    (window,) = _list_events(app_settings, case.case_id, "file:list:read:window")
+    assert window[0] == bob.user_id and '"count":4' in window[1].replace(" ", "")
+    assert len(_list_events(app_settings, case.case_id)) == 2  # the new window's first
 
 
 def test_a_full_last_page_is_followed_by_an_empty_one(listed):

@@ -23,7 +23,7 @@ from vault.db.models import TotpRecoveryCode, User
 from vault.errors import InvalidCredentials, InvalidRequest, RateLimited
 from vault.protocol.encoding import EncodingError, b64d
 from vault.protocol.events import Action, CredentialCheck
-from vault.services.events import RESULT_FAILURE, record_event
+from vault.services.events import RESULT_FAILURE, record_aggregated_event, record_event
 
 FACTOR_TOTP = "totp"
 FACTOR_RECOVERY_CODE = "recovery_code"
@@ -53,23 +53,52 @@ def account_bucket(username: str) -> str:
     return ratelimit.bucket_name("login-account", username.strip().lower())
 
 
-def count_attempt(env: AuthEnv, *, username: str, source: str, now: datetime) -> None:
-    """Count one credential attempt per source address and per account name (known or not)."""
+@dataclass(frozen=True)
+class Refusal:
+    """Which limit refused an attempt: `limited_by` "address" or "account", and its bucket."""
+
+    limited_by: str
+    bucket: str
+    error: RateLimited
+
+
+def count_attempt(env: AuthEnv, *, username: str, source: str, now: datetime) -> Refusal | None:
+    """Count one credential attempt per source address and per account name (known or not);
+    returns the refusal when a limit is used up (the address is counted first)."""
     settings = env.settings
-    ratelimit.hit(
-        env.sessionmaker,
-        bucket=ratelimit.bucket_name("login-address", source),
-        limit=settings.rate_limit_address_attempts,
-        window=settings.rate_limit_window,
-        now=now,
+    limits = (
+        ("address", ratelimit.bucket_name("login-address", source),
+         settings.rate_limit_address_attempts),
+        ("account", account_bucket(username), settings.rate_limit_account_attempts),
     )
-    ratelimit.hit(
-        env.sessionmaker,
-        bucket=account_bucket(username),
-        limit=settings.rate_limit_account_attempts,
-        window=settings.rate_limit_window,
-        now=now,
+    for limited_by, bucket, limit in limits:
+        try:
+            ratelimit.hit(
+                env.sessionmaker, bucket=bucket, limit=limit,
+                window=settings.rate_limit_window, now=now,
+            )
+        except RateLimited as exc:
+            return Refusal(limited_by=limited_by, bucket=bucket, error=exc)
+    return None
+
+
+def _refuse(db: Session, env: AuthEnv, *, check: CredentialCheck, refusal: Refusal,
+            source: str, now: datetime) -> RateLimited:
+    """Log a refused attempt as an aggregated event (T30) and return the 429 to raise.
+
+    Counted per address when the address limit refused, per account (all addresses together)
+    when the account limit did: each key adds at most two leaves per window, and one address
+    opens at most its own key and (address limit / account limit) account keys per window,
+    since an account key needs that many attempts to get past the address limit first.
+    """
+    record_aggregated_event(
+        db, action=check.ratelimited, result=RESULT_FAILURE, source=source, now=now,
+        window=env.settings.event_aggregation_window,
+        per_source=refusal.limited_by == "address",
+        scope={"limited_by": refusal.limited_by, "bucket": refusal.bucket},
     )
+    db.commit()
+    return refusal.error
 
 
 def consume_totp_step(db: Session, *, user_id: str, step: int) -> bool:
@@ -174,15 +203,9 @@ def check_credentials(
     recovery_proof: bool = False,
 ) -> User:
     """Limits, then the key (auth_key or recovery proof), then the second factor."""
-    try:
-        count_attempt(env, username=username, source=source, now=now)
-    except RateLimited:
-        record_event(
-            db, action=check.ratelimited, result=RESULT_FAILURE, source=source,
-            now=now,
-        )
-        db.commit()
-        raise
+    refusal = count_attempt(env, username=username, source=source, now=now)
+    if refusal is not None:
+        raise _refuse(db, env, check=check, refusal=refusal, source=source, now=now)
     user = find_user(db, username) if len(username) <= 64 else None
     if user is not None and user.status != status:
         user = None

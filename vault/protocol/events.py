@@ -41,6 +41,11 @@ class Action(StrEnum):
     FILE_DOWNLOADED = "file:version:downloaded"
     FILE_LISTED = "file:list:read"
     FILE_DELETED = "file:file:deleted"
+    # One leaf per closed window of an aggregated event (T30): detail names the window and count.
+    ACTIVATE_RATELIMITED_WINDOW = "account:activate:ratelimited:window"
+    LOGIN_RATELIMITED_WINDOW = "account:login:ratelimited:window"
+    RECOVERY_RATELIMITED_WINDOW = "account:recovery:ratelimited:window"
+    FILE_LISTED_WINDOW = "file:list:read:window"
 
 
 class CredentialCheck(StrEnum):
@@ -58,6 +63,16 @@ class CredentialCheck(StrEnum):
     @property
     def ratelimited(self) -> Action:
         return Action(f"account:{self.value}:ratelimited")
+
+
+# Events that are counted per window instead of each becoming a leaf (T30), and the action of
+# the leaf that carries a closed window's count. Everything else is logged one leaf per event.
+AGGREGATED_EVENTS: dict[Action, Action] = {
+    Action.ACTIVATE_RATELIMITED: Action.ACTIVATE_RATELIMITED_WINDOW,
+    Action.LOGIN_RATELIMITED: Action.LOGIN_RATELIMITED_WINDOW,
+    Action.RECOVERY_RATELIMITED: Action.RECOVERY_RATELIMITED_WINDOW,
+    Action.FILE_LISTED: Action.FILE_LISTED_WINDOW,
+}
 
 
 # A membership log entry's `action` (vault.protocol.membership) -> the event that records it,

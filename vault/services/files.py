@@ -13,6 +13,7 @@ from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from vault.config import Settings
 from vault.db.base import utcnow
 from vault.db.models import User
 from vault.db.models.cases import ROLE_EDITOR
@@ -29,10 +30,13 @@ from vault.services.case_access import (
     require_member,
     signed_text,
 )
-from vault.services.events import record_event
+from vault.services.events import record_aggregated_event, record_event
 from vault.storage import BlobNotFound, BlobStore, BlobStoreError, InvalidRange
 
 log = logging.getLogger("vault.files")
+
+# The listing's aggregation window when the caller passes none: the setting's default.
+LISTING_WINDOW: int = Settings.model_fields["event_aggregation_window"].default
 
 
 class FileNotFound(NotFound):
@@ -158,22 +162,31 @@ def list_files(
     now: datetime | None = None,
     limit: int | None = None,
     after: tuple[str, int] | None = None,
+    aggregation_window: int = LISTING_WINDOW,
 ) -> Listing:
     """Versions of a case ordered by file id and version; `after` = (file_id, version) and
-    `limit` page through a large case."""
+    `limit` page through a large case.
+
+    A listing is an aggregated event (T30): the first listing of a (user, case, window) is a
+    leaf of its own, the window's count one more leaf once it has closed. Listings return no
+    receipt (no log index), so nothing the client keeps depends on a leaf per listing."""
     require_member(db, case_id, user.id)
     listing = _select_listing(db, case_id, limit, after)
     detail: dict[str, Any] = {"versions": len(listing.rows)}
     if limit is not None or after is not None:
         # Written as the API's cursor is, so a page in the log reads like the request.
         detail["after"] = format_cursor(*after) if after else None
-    record_event(
+    # Counted per user and case, not per address: a session moving between addresses must not
+    # open more windows, and the first listing's leaf still names its source.
+    record_aggregated_event(
         db,
         action=Action.FILE_LISTED,
         actor_id=user.id,
         case_id=case_id,
         source=source,
+        per_source=False,
         detail=detail,
+        window=aggregation_window,
         now=now or utcnow(),
     )
     db.commit()

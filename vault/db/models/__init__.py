@@ -2,6 +2,7 @@
 on `Base.metadata`."""
 
 from vault.db.models.accounts import AuthSession, Invite, RateLimitBucket, TotpRecoveryCode, User
+from vault.db.models.aggregates import EventAggregate
 from vault.db.models.cases import Case, CaseMember, KeyGrant, MembershipEntryRow
 from vault.db.models.events import AuditEvent
 from vault.db.models.files import FileRow, FileVersion, FileVersionPart
@@ -13,6 +14,7 @@ __all__ = [
     "AuthSession",
     "Case",
     "CaseMember",
+    "EventAggregate",
     "FileRow",
     "FileVersion",
     "FileVersionPart",
