@@ -115,7 +115,8 @@ def _gc(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
     print(
         f"removed {report.sessions_removed} abandoned uploads, {report.blobs_removed} orphan "
-        f"blobs, {report.incomplete_writes_removed} unfinished writes"
+        f"blobs, {report.incomplete_writes_removed} unfinished writes; logged the counts of "
+        f"{report.event_windows_logged} closed event windows"
     )
     return 0
 

@@ -116,6 +116,26 @@ def test_T30_refusals_of_one_account_from_many_addresses_are_one_key(app_setting
     assert window["source"] is None  # many addresses: the window names none of them
 
 
+def test_T30_gc_logs_the_count_of_a_flood_that_stopped(app_settings, clock):
+    """A flood that stops has no next event to close its window: the collector writes it."""
+    from fastapi.testclient import TestClient
+
+    from vault.services.gc import collect_garbage
+
+    app = create_app(app_settings, clock=clock)
+    with TestClient(app, client=("203.0.113.7", 40000)) as http:
+        attempts = app_settings.rate_limit_account_attempts + 5
+        answers = [_guess(http, "nobody") for _ in range(attempts)]
+    refused = answers.count(429)
+    assert refused == 5
+    clock.advance(app_settings.event_aggregation_window)
+    with app.state.sessionmaker() as db:
+        report = collect_garbage(db, app.state.blob_store, app_settings, now=clock.now)
+    assert report.event_windows_logged == 1
+    (window,) = _logged(app, Action.LOGIN_RATELIMITED_WINDOW)
+    assert window["detail"]["count"] == refused
+
+
 def test_T30_totp_replay_stays_one_leaf_each(app, client, make_user, clock):
     alice = make_user("alice")
     code = alice.totp_at(clock.now)

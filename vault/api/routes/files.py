@@ -14,7 +14,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from vault.api.deps import BlobStoreDep, ClientAddress, ClockDep, CurrentUser, DbSession
+from vault.api.deps import (
+    BlobStoreDep,
+    ClientAddress,
+    ClockDep,
+    CurrentUser,
+    DbSession,
+    SettingsDep,
+)
 from vault.api.problems import problem
 from vault.db.models.files import FileRow, FileVersion
 from vault.errors import InvalidRequest
@@ -117,6 +124,7 @@ def list_files(
     db: DbSession,
     clock: ClockDep,
     address: ClientAddress,
+    settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1, le=MAX_LIST_LIMIT)] = None,
     after: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
@@ -134,6 +142,7 @@ def list_files(
         now=clock(),
         limit=limit,
         after=cursor,
+        aggregation_window=settings.event_aggregation_window,
     )
     document: dict[str, Any] = {"versions": _listed_versions(listing)}
     if limit is not None:
