@@ -156,6 +156,7 @@ def operation_statuses(key: str, operation: dict[str, Any]) -> set[int]:
         statuses.add(422)
     if "requestBody" in operation:
         statuses.add(413)  # the body limit applies before validation
+        statuses.add(400)  # invalid_encoding: a body that is not strict JSON
     return statuses
 
 
