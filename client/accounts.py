@@ -182,15 +182,23 @@ class Accounts:
         keys = crypto.derive_account_keys(new_passphrase, params)
         wrapped = b64e(crypto.wrap_identity(identity, keys.kek, crypto.PURPOSE_KEK))
         kdf = {"salt": b64e(params.salt), "ops": params.ops, "mem": params.mem}
+        # The code just used is rotated: a new one wraps the identity, and the server swaps
+        # both in the transaction that completes recovery, so the old code fails from then on.
+        new_code, new_secret = crypto.generate_recovery_code()
+        new_rkeys = crypto.recovery_keys(new_secret)
+        wrapped_rec = crypto.wrap_identity(identity, new_rkeys.recovery_key,
+                                           crypto.PURPOSE_RECOVERY)
         profile = Profile(server=server, username=username, user_id=user_id, kdf=kdf,
                           wrapped_identity=wrapped, identity_record=identity.public_record())
         self._check_own_record(begin, profile)
         with self.session.token_api(server, str(begin["recovery_token"])) as api:
             api.recovery_complete({
                 "kdf": kdf, "auth_key": b64e(keys.auth_key), "identity_wrapped_kek": wrapped,
+                "identity_wrapped_recovery": b64e(wrapped_rec),
+                "recovery_auth": b64e(new_rkeys.recovery_auth_key),
             })
         # Recovery ends every session; the next login needs a fresh code.
         self.session.keystore.save_profile(profile)
         self.session.keystore.clear_session()
         self.session.signed_in(identity)
-        return self._who(profile)
+        return {**self._who(profile), "recovery_code": new_code}

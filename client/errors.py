@@ -80,6 +80,14 @@ class UsernameTaken(Conflict):
     message = "that username is taken"
 
 
+class MembershipStale(Conflict):
+    """409 membership_stale: the record was signed at a membership head that is no longer the
+    head. Uploads and deletions reload the case and sign again once before raising it."""
+
+    message = ("the case's membership changed while you worked (another owner added, removed or "
+               "changed a member); nothing was changed; run the command again")
+
+
 class PayloadTooLarge(ApiError):
     message = "the server refused the size of the upload"
 
@@ -223,6 +231,7 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
     "weak_kdf_parameters": InvalidRequest,
     "invalid_identity_record": InvalidRequest,
     "invalid_record": InvalidRequest,
+    "invalid_encoding": InvalidRequest,
     "part_mismatch": InvalidRequest,
     "manifest_mismatch": InvalidRequest,
     "not_authenticated": NotAuthenticated,
@@ -235,6 +244,7 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
     "conflict": Conflict,
     "case_exists": Conflict,
     "membership_conflict": Conflict,
+    "membership_stale": MembershipStale,
     "version_conflict": Conflict,
     "upload_incomplete": Conflict,
     "username_taken": UsernameTaken,
@@ -278,6 +288,7 @@ ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
 # not the slug or the server's wording.
 PLAIN_MESSAGE: tuple[type[ApiError], ...] = (
     NotAuthenticated, InvalidCredentials, NotFound, RateLimited, BlobDamaged, InsufficientStorage,
+    MembershipStale,
 )
 
 
@@ -294,8 +305,8 @@ __all__ = [
     "BlobDamaged", "ClientError", "CodeAlreadyUsed", "Conflict", "FingerprintMismatch",
     "Forbidden", "InsecureTransport", "InsufficientStorage", "IntegrityError",
     "InvalidCredentials", "InvalidRecoveryCode", "InvalidRequest", "InviteRequired", "KeyChanged",
-    "KeystoreError", "LocalCopyDamaged", "NotAMember", "NotAuthenticated", "NotFound",
-    "NotLoggedIn", "PayloadTooLarge", "QuotaExceeded", "RateLimited", "ServerCopyDamaged",
-    "ServerError", "SessionExpired", "Unreachable", "UnknownUser",
+    "KeystoreError", "LocalCopyDamaged", "MembershipStale", "NotAMember", "NotAuthenticated",
+    "NotFound", "NotLoggedIn", "PayloadTooLarge", "QuotaExceeded", "RateLimited",
+    "ServerCopyDamaged", "ServerError", "SessionExpired", "Unreachable", "UnknownUser",
     "UsernameTaken", "VaultError", "WeakKdfParameters", "error_class",
 ]

@@ -31,6 +31,14 @@ class WeakKdfParameters(InvalidRequest):
     title = "KDF parameters are below the accepted minimum"
 
 
+class InvalidEncoding(InvalidRequest):
+    # The one error for input that is not strict JSON or canonical cv1 (bad UTF-8, a lone
+    # surrogate, duplicate keys, an integer out of range, floats, nesting too deep): every
+    # parser's failure becomes this 400, so none of them can reach a 500.
+    code = "invalid_encoding"
+    title = "The request is not in the required encoding"
+
+
 class InvalidIdentityRecord(InvalidRequest):
     code = "invalid_identity_record"
     title = "The identity record is not valid"

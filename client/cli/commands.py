@@ -130,6 +130,8 @@ def cmd_recover(args: argparse.Namespace) -> None:
     out.emit(args, {**who, "sessions_ended": True},
              f"Passphrase reset for {who['username']}. Every session was ended; log in with "
              f"the new passphrase and the next code: casevault login {who['username']}")
+    if not args.json:
+        out.show_new_recovery_code(who["recovery_code"])
 
 
 def cmd_case_create(args: argparse.Namespace) -> None:

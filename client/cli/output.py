@@ -84,6 +84,13 @@ def show_enrolment(username: str, totp_uri: str, recovery_code: str,
         text("")
 
 
+def show_new_recovery_code(recovery_code: str) -> None:
+    text("")
+    text("NEW RECOVERY CODE (shown only this once; write it down and keep it offline):")
+    text(f"    {recovery_code}")
+    text("The code you just used no longer works: destroy it. This one replaces it.")
+
+
 class _Bar:
     def __init__(self, progress: Progress, task: Any) -> None:
         self._progress = progress

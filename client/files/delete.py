@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from client.api import field
-from client.cases import CaseOps
-from client.errors import VaultError
+from client.cases import CaseContext, CaseOps
+from client.errors import MembershipStale, VaultError
 from client.files.listing import CaseFiles
 from client.session import Session
 from vault.protocol.events import Action
@@ -20,6 +22,14 @@ class Deletions:
         self.cases = cases or CaseOps(session)
         self.files = CaseFiles(session, self.cases)
 
+    def _send_tombstone(self, ctx: CaseContext, file_id: str) -> dict[str, Any]:
+        identity = self.session.identity()
+        body = tombstone_body(case_id=ctx.case_id, file_id=file_id,
+                              membership_seq=ctx.state.head.seq, deleter=identity.user_id,
+                              time=self.session.now())
+        return self.session.api.delete_file(ctx.case_id, file_id,
+                                            identity.sign(LABEL_TOMBSTONE, body))
+
     def delete(self, case_id: str, file_id: str) -> None:
         if not is_valid_id(file_id):
             raise VaultError(f"{file_id!r} is not a file id (32 hex digits)")
@@ -28,12 +38,14 @@ class Deletions:
             raise VaultError("viewers cannot delete files")
         if file_id not in self.files.latest(ctx):
             raise VaultError(f"no file {file_id} in this case")
-        identity = self.session.identity()
-        body = tombstone_body(case_id=case_id, file_id=file_id,
-                              membership_seq=ctx.state.head.seq, deleter=identity.user_id,
-                              time=self.session.now())
-        tomb = identity.sign(LABEL_TOMBSTONE, body)
-        reply = self.session.api.delete_file(case_id, file_id, tomb)
+        try:
+            reply = self._send_tombstone(ctx, file_id)
+        except MembershipStale:
+            # Another owner changed the membership since the load: reload and sign once more.
+            ctx = self.cases.load(case_id)
+            if not ctx.state.may_upload(ctx.me):
+                raise VaultError("your role in this case no longer allows deleting") from None
+            reply = self._send_tombstone(ctx, file_id)
         self.files.record_seen(ctx, {file_id: (0, True)})
         self.cases.receipt(field(reply, "log_index"),
                            expect={"action": Action.FILE_DELETED, "case_id": case_id,

@@ -19,7 +19,14 @@ from client import crypto
 from client.api import field
 from client.auditlog import audit_failure
 from client.cases import CaseContext, CaseOps
-from client.errors import ApiError, AuditVerificationError, LocalCopyDamaged, NotFound, VaultError
+from client.errors import (
+    ApiError,
+    AuditVerificationError,
+    LocalCopyDamaged,
+    MembershipStale,
+    NotFound,
+    VaultError,
+)
 from client.files.listing import CaseFiles, sha256_hex
 from client.files.parts import PartSender, PartWriter, part_digests
 from client.session import Session
@@ -243,17 +250,31 @@ class Uploads:
         pinned = self.session.audit_log().pinned()
         state["log_from"] = pinned[0].size if pinned else 0
         self.session.keystore.save_transfer(key, state)
-        body = manifest_body(
-            case_id=ctx.case_id, file_id=state["file_id"], version=state["version"],
-            generation=state["generation"], membership_seq=ctx.state.head.seq,
-            blob_size=state["blob_size"], blob_sha256=state["blob_sha256"],
-            meta_hash=sha256_hex(b64d(state["encrypted_metadata"])),
-            wrapped_key_hash=sha256_hex(b64d(state["wrapped_key"])),
-            uploader=identity.user_id, time=self.session.now())
-        manifest = identity.sign(LABEL_MANIFEST, body)
-        reply = self.session.api.complete_upload(ctx.case_id, state["upload_id"], {
-            "manifest": manifest, "encrypted_metadata": state["encrypted_metadata"],
-            "wrapped_key": state["wrapped_key"]})
+
+        def complete(ctx: CaseContext) -> dict[str, Any]:
+            body = manifest_body(
+                case_id=ctx.case_id, file_id=state["file_id"], version=state["version"],
+                generation=state["generation"], membership_seq=ctx.state.head.seq,
+                blob_size=state["blob_size"], blob_sha256=state["blob_sha256"],
+                meta_hash=sha256_hex(b64d(state["encrypted_metadata"])),
+                wrapped_key_hash=sha256_hex(b64d(state["wrapped_key"])),
+                uploader=identity.user_id, time=self.session.now())
+            return self.session.api.complete_upload(ctx.case_id, state["upload_id"], {
+                "manifest": identity.sign(LABEL_MANIFEST, body),
+                "encrypted_metadata": state["encrypted_metadata"],
+                "wrapped_key": state["wrapped_key"]})
+
+        try:
+            reply = complete(ctx)
+        except MembershipStale:
+            # Another owner changed the membership since the load: reload and sign once more.
+            # Under a new key generation the file key was wrapped under a key that may be a
+            # removed member's: drop this upload, and the next `put` encrypts afresh.
+            ctx = self.cases.load(ctx.case_id)
+            if ctx.generation != state["generation"] or not ctx.state.may_upload(ctx.me):
+                self._abort(ctx, state)
+                raise
+            reply = complete(ctx)
         self.cases.receipt(
             field(reply, "log_index"),
             expect={"action": Action.FILE_UPLOADED, "case_id": ctx.case_id,

@@ -154,11 +154,13 @@ def test_recovery_needs_the_recovery_key_and_totp_and_ends_all_sessions(
     assert start["identity_wrapped_recovery"] == alice.registration["identity_wrapped_recovery"]
     # The recovery token is no session, and a session token cannot complete recovery.
     assert client.get("/v1/me", headers=_bearer(start["recovery_token"])).status_code == 401
-    new_key = b64e(secrets.token_bytes(32))
+    new_key, new_recovery = b64e(secrets.token_bytes(32)), b64e(secrets.token_bytes(32))
     new_material = {
         "kdf": {"salt": b64e(secrets.token_bytes(16)), "ops": 1, "mem": 8 << 20},
         "auth_key": new_key,
         "identity_wrapped_kek": b64e(secrets.token_bytes(100)),
+        "identity_wrapped_recovery": b64e(secrets.token_bytes(100)),
+        "recovery_auth": new_recovery,
     }
     wrong = client.post("/v1/accounts/recovery/complete", json=new_material, headers=alice.headers)
     assert wrong.status_code == 401
@@ -188,6 +190,14 @@ def test_recovery_needs_the_recovery_key_and_totp_and_ends_all_sessions(
     with app.state.engine.connect() as conn:
         actions = set(conn.execute(sa.text("SELECT action FROM audit_events")).scalars())
     assert {"account:recovery:begin", "account:recovery:complete"} <= actions
+    # The recovery code was rotated with the passphrase: the old one no longer begins a
+    # recovery, the new one does and gets the identity wrapped under it.
+    clock.advance(30)
+    assert _begin(client, alice, alice.totp_at(clock.now)).status_code == 401
+    clock.advance(30)
+    rotated = _begin(client, alice, alice.totp_at(clock.now), new_recovery)
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["identity_wrapped_recovery"] == new_material["identity_wrapped_recovery"]
 
 
 def test_recovery_token_expires(client, app, make_user, clock):
@@ -198,6 +208,8 @@ def test_recovery_token_expires(client, app, make_user, clock):
         "kdf": {"salt": b64e(secrets.token_bytes(16)), "ops": 1, "mem": 8 << 20},
         "auth_key": b64e(secrets.token_bytes(32)),
         "identity_wrapped_kek": b64e(secrets.token_bytes(100)),
+        "identity_wrapped_recovery": b64e(secrets.token_bytes(100)),
+        "recovery_auth": b64e(secrets.token_bytes(32)),
     }
     response = client.post(
         "/v1/accounts/recovery/complete", json=material,
@@ -221,7 +233,8 @@ def test_errors_are_problem_json(client):
     not_json = client.post(
         "/v1/auth/login", content=b"{", headers={"content-type": "application/json"}
     )
-    assert not_json.status_code == 422 and not_json.json()["code"] == "invalid_request"
+    # A body that does not parse is the one encoding error, whatever the parser's complaint.
+    assert not_json.status_code == 400 and not_json.json()["code"] == "invalid_encoding"
 
 
 def test_a_500_shows_only_a_request_id(app, caplog):

@@ -165,7 +165,11 @@ def test_after_a_removal_the_old_generation_is_refused(setup, make_user):
     kit.put_part(bob, case, upload_id, 0, data)
     old = kit.manifest(bob, case, file_id, 1, data)
     assert kit.remove(alice, case, vic).status_code == 201
+    # Signed before the removal: no longer at the membership head.
     r = kit.complete(bob, case, upload_id, old)
+    assert r.status_code == 409 and r.json()["code"] == "membership_stale"
+    # At the head but under the old generation, which the removed member holds.
+    r = kit.complete(bob, case, upload_id, kit.manifest(bob, case, file_id, 1, data, generation=0))
     assert r.status_code == 400 and r.json()["code"] == "invalid_record"
     r = kit.complete(bob, case, upload_id, kit.manifest(bob, case, file_id, 1, data))
     assert r.status_code == 201, r.text

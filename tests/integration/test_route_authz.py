@@ -105,7 +105,15 @@ def _put_part(w, role, cid):
     )
 
 
+def _sync_head(w: World) -> None:
+    # An owner's role change earlier in the walk moved the membership head, and a manifest or
+    # tombstone must be signed at the head (SPEC 4.4): sign where the server's log now ends.
+    case = w.kit.client.get(_case_url(w.case.case_id), headers=w.users["owner"].headers).json()
+    w.case.seq, w.case.head = case["membership_seq"], case["membership_head"]
+
+
 def _complete(w, role, cid):
+    _sync_head(w)
     uploader = _uploader(w, role)
     upload_id, data = _new_upload(w, role)
     r = w.kit.put_part(uploader, w.case, upload_id, 0, data)
@@ -119,6 +127,7 @@ def _complete(w, role, cid):
 
 
 def _tombstone(w, role, cid):
+    _sync_head(w)
     signer = w.users[role] if role != "anonymous" else w.users["owner"]
     body = {"tombstone": w.kit.tombstone(signer, w.case, w.file_id)}
     return "POST", _case_url(cid, f"/files/{w.file_id}/tombstone"), {"json": body}

@@ -248,7 +248,7 @@ def test_limits_are_clear_problems(client, make_user, app_settings):
         r = kit.start_upload(alice, case, new_id(), 1, 1001, part_size=1000)
         assert r.status_code == 507 and r.json()["code"] == "quota_exceeded"
         r = kit.start_upload(alice, case, new_id(), 1, 0, part_size=1000)
-        assert r.status_code == 400
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request"
 
 
 # ---------------------------------------------------------------- garbage collection

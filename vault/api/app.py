@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.api import openapi, problems, routes
 from vault.api.deps import Clock
+from vault.api.json_body import StrictJsonMiddleware
 from vault.auth.credentials import AuthEnv
 from vault.auth.keys import ServerKeys
 from vault.auth.passwords import SecretHasher
@@ -65,7 +66,7 @@ class BodyLimitMiddleware:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _STREAMED_BODY.match(scope.get("path", "")):
+        if scope["type"] != "http" or _STREAMED_BODY.fullmatch(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         too_large = problems.problem(
@@ -73,7 +74,8 @@ class BodyLimitMiddleware:
             f"a request body is at most {self.limit} bytes",
         )
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
+        # The length first: int() of thousands of digits raises instead of answering.
+        if declared.isdigit() and (len(declared) > 18 or int(declared) > self.limit):
             await too_large(scope, receive, send)
             return
         received = 0
@@ -150,6 +152,8 @@ def create_app(
 
     problems.install(app)
     openapi.install(app)
+    # Innermost first: the strict parse reads a body only after its size was bounded.
+    app.add_middleware(StrictJsonMiddleware, skip=_STREAMED_BODY.fullmatch)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in _routers():

@@ -24,6 +24,7 @@ from vault.api.problems import PROBLEM_JSON, ProblemDetails, ValidationProblemDe
 from vault.services.case_access import CaseNotFound, InsufficientRole
 from vault.services.cases import CaseExists, MembershipConflict
 from vault.services.files import FileDeleted, FileNotFound
+from vault.services.membership_head import StaleMembership
 from vault.services.uploads import (
     FileTooLarge,
     PartTooLarge,
@@ -74,14 +75,14 @@ ROUTE_ERRORS: dict[str, tuple[RouteError, ...]] = {
     ),
     "POST /v1/cases/{case_id}/uploads/{upload_id}/complete": (
         *_CASE_READ, UploadNotFound, errors.InvalidRequest, UploadIncomplete, VersionConflict,
-        errors.StorageDamaged,
+        errors.StorageDamaged, StaleMembership,
     ),
     "GET /v1/cases/{case_id}/files": (*_CASE_READ, errors.InvalidRequest),
     "GET /v1/cases/{case_id}/files/{file_id}/versions/{version}/blob": (
         *_CASE_READ, FileNotFound, FileDeleted, errors.StorageDamaged, 416,
     ),
     "POST /v1/cases/{case_id}/files/{file_id}/tombstone": (
-        *_CASE_READ, FileNotFound, FileDeleted, errors.InvalidRequest,
+        *_CASE_READ, FileNotFound, FileDeleted, errors.InvalidRequest, StaleMembership,
     ),
     "GET /v1/log/key": (),
     "GET /v1/log/checkpoint": (errors.InvalidRequest, errors.NotFound),
@@ -156,6 +157,7 @@ def operation_statuses(key: str, operation: dict[str, Any]) -> set[int]:
         statuses.add(422)
     if "requestBody" in operation:
         statuses.add(413)  # the body limit applies before validation
+        statuses.add(400)  # invalid_encoding: a body that is not strict JSON
     return statuses
 
 

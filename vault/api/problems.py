@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import errors
+from vault.protocol.encoding import EncodingError
 
 log = logging.getLogger("vault.api")
 
@@ -147,6 +148,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _encoding_error(request: Request, exc: Exception) -> JSONResponse:
+    # A record or field that fails a strict parser deep in a service is the client's fault,
+    # whichever parser found it: the same 400 as a body that is not strict JSON.
+    return await _vault_error(request, errors.InvalidEncoding(str(exc) or None))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
@@ -197,6 +204,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.VaultError, _vault_error)
+    app.add_exception_handler(EncodingError, _encoding_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)

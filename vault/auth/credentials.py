@@ -171,7 +171,7 @@ def decode_secret(value: str, name: str, size: int = AUTH_SECRET_BYTES) -> bytes
 def find_user(db: Session, username: str) -> User | None:
     # No account has a name outside USERNAME_RE; skipping the query also keeps bytes such as
     # NUL, which PostgreSQL refuses in text, from turning a client mistake into a 500.
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         return None
     return db.execute(select(User).where(User.username == username)).scalar_one_or_none()
 

@@ -240,7 +240,7 @@ def parse_checkpoint_text(text: str) -> Checkpoint:
     origin, size_text, root_text = lines
     if not origin:
         raise NoteError("empty origin")
-    if not _SIZE_RE.match(size_text):
+    if not _SIZE_RE.fullmatch(size_text):
         raise NoteError("malformed tree size")
     root = _strict_b64decode(root_text)
     checkpoint = Checkpoint(origin, int(size_text), root)

@@ -17,8 +17,12 @@ from typing import Any
 
 FORMAT_VERSION = "cv1"
 MAX_RECORD_BYTES = 1 << 20
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# Digits of the longest integer in range, sign included: anything longer is refused before
+# int() sees it (Python refuses over 4300 digits with a bare ValueError, and is slow below).
+_MAX_INT_CHARS = len(str(INT_MIN))
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class EncodingError(ValueError):
@@ -32,7 +36,7 @@ def b64e(data: bytes) -> str:
 
 def b64d(text: str) -> bytes:
     """Strict inverse of b64e: rejects padding, other alphabets and non-canonical trailing bits."""
-    if not isinstance(text, str) or not _B64URL.match(text) or len(text) % 4 == 1:
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise EncodingError("invalid base64url")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -43,11 +47,23 @@ def b64d(text: str) -> bytes:
     return data
 
 
+def _check_text(text: str) -> None:
+    # A lone surrogate (JSON "\ud800") decodes to a str that has no UTF-8 encoding: refused
+    # here rather than failing later in whoever encodes, stores or prints it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodingError("text holds a lone surrogate") from exc
+
+
 def _check(value: Any) -> None:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        _check_text(value)
         return
     if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
+        if not INT_MIN <= value <= INT_MAX:
             raise EncodingError("integer out of range")
         return
     if isinstance(value, list):
@@ -58,6 +74,7 @@ def _check(value: Any) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise EncodingError("object keys must be strings")
+            _check_text(key)
             _check(item)
         return
     raise EncodingError(f"type {type(value).__name__} has no canonical encoding")
@@ -80,19 +97,35 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def parse_canonical(data: bytes) -> dict[str, Any]:
-    """Parse a record and insist that it was canonical."""
-    if len(data) > MAX_RECORD_BYTES:
-        raise EncodingError("record too large")
+def parse_json(data: bytes) -> Any:
+    """Strict JSON: UTF-8, no duplicate keys, no floats, NaN or Infinity, integers in
+    [-2^63, 2^63), no lone surrogates, bounded depth. Every failure is EncodingError.
+
+    Shared by canonical records (both sides) and the server's request bodies, so a hostile
+    input fails the same way wherever it arrives.
+    """
     try:
         obj = json.loads(
             data.decode("utf-8"),
             object_pairs_hook=_reject_duplicates,
             parse_float=_no_float,
             parse_constant=_no_float,
+            parse_int=_bounded_int,
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise EncodingError("not JSON") from exc
+    try:
+        _check(obj)
+    except RecursionError as exc:
+        raise EncodingError("nested too deeply") from exc
+    return obj
+
+
+def parse_canonical(data: bytes) -> dict[str, Any]:
+    """Parse a record and insist that it was canonical."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise EncodingError("record too large")
+    obj = parse_json(data)
     if not isinstance(obj, dict):
         raise EncodingError("a record is a JSON object")
     if canonical_json(obj) != data:
@@ -102,6 +135,12 @@ def parse_canonical(data: bytes) -> dict[str, Any]:
 
 def _no_float(text: str) -> Any:
     raise EncodingError("floats are not allowed")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > _MAX_INT_CHARS:
+        raise EncodingError("integer out of range")
+    return int(text)
 
 
 def signing_input(label: str, obj: dict[str, Any]) -> bytes:

@@ -125,7 +125,7 @@ def _uint(v: Any) -> bool:
 
 
 def _hex64(v: Any) -> bool:
-    return isinstance(v, str) and bool(_HEX64.match(v))
+    return isinstance(v, str) and bool(_HEX64.fullmatch(v))
 
 
 def _username(v: Any) -> bool:

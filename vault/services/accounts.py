@@ -111,7 +111,7 @@ def _check_kdf(env: AuthEnv, kdf: Kdf) -> bytes:
 
 
 def _check_username(username: str) -> None:
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise InvalidRequest("a username is 3 to 32 characters of a-z 0-9 . _ -")
 
 
@@ -348,15 +348,29 @@ def begin_recovery(
 
 def complete_recovery(
     db: Session, env: AuthEnv, *, user: User, kdf: Kdf, auth_key: str,
-    identity_wrapped_kek: str, source: str, now: datetime,
+    identity_wrapped_kek: str, identity_wrapped_recovery: str, recovery_auth: str,
+    source: str, now: datetime,
 ) -> list[str]:
-    """Replace the passphrase material; every session (and the recovery token) ends."""
+    """Replace the passphrase material and rotate the recovery code, in one transaction; every
+    session (and the recovery token) ends.
+
+    The code just used has been typed, perhaps read aloud or kept on paper beside the laptop:
+    it must not stay valid. Its verifier and the identity wrapped under it are replaced by the
+    new code's with the passphrase, so the old code fails from the commit on, and a failure
+    leaves both the old passphrase and the old code in place.
+    """
     salt = _check_kdf(env, kdf)
     key = decode_secret(auth_key, "auth_key")
+    recovery = decode_secret(recovery_auth, "recovery_auth")
     _opaque(identity_wrapped_kek, "identity_wrapped_kek")
+    _opaque(identity_wrapped_recovery, "identity_wrapped_recovery")
+    # Both argon2 runs before the first write (SQLite's single write lock, as in register).
+    auth_key_hash, recovery_auth_hash = env.hasher.hash(key), env.hasher.hash(recovery)
     user.kdf_salt, user.kdf_ops, user.kdf_mem = salt, kdf.ops, kdf.mem
-    user.auth_key_hash = env.hasher.hash(key)
+    user.auth_key_hash = auth_key_hash
     user.identity_wrapped_kek = identity_wrapped_kek
+    user.recovery_auth_hash = recovery_auth_hash
+    user.identity_wrapped_recovery = identity_wrapped_recovery
     revoked = revoke_sessions(db, user_id=user.id, now=now)
     record_event(
         db, action=Action.RECOVERY_COMPLETE, actor_id=user.id, source=source, now=now,

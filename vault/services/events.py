@@ -68,7 +68,7 @@ def record_event(
     """Append one event, e.g. action=Action.LOGIN_FAILED. Never put secrets in `detail`."""
     if result not in (RESULT_SUCCESS, RESULT_FAILURE):
         raise ValueError(f"unknown event result {result!r}")
-    if not _ACTION.match(action):
+    if not _ACTION.fullmatch(action):
         raise ValueError(f"action must look like source:subject:action, got {action!r}")
     event = AuditEvent(
         time=now or utcnow(),

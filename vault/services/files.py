@@ -31,6 +31,7 @@ from vault.services.case_access import (
     signed_text,
 )
 from vault.services.events import record_aggregated_event, record_event
+from vault.services.membership_head import lock_head, require_head
 from vault.storage import BlobNotFound, BlobStore, BlobStoreError, InvalidRange
 
 log = logging.getLogger("vault.files")
@@ -323,6 +324,8 @@ def delete_file(
         raise InvalidRecord(str(exc)) from exc
     if tomb.file_id != file_id or tomb.deleter != user.id:
         raise InvalidRecord("the tombstone must be signed by you for this file")
+    require_head(state, tomb.membership_seq, "tombstone")
+    lock_head(db, case_id, tomb.membership_seq, "tombstone")
     row.deleted_at = now
     row.deleted_by = user.id
     row.tombstone_body = tomb.signed["body"]

@@ -54,7 +54,7 @@ def mint_key() -> str:
 
 
 def check_key(key: object) -> str:
-    if not isinstance(key, str) or not _KEY_RE.match(key):
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
         raise InvalidBlobKey("invalid blob key")
     return key
 

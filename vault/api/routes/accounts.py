@@ -102,6 +102,10 @@ class RecoveryCompleteRequest(_Body):
     kdf: KdfParams
     auth_key: str = Field(max_length=128, pattern=_B64)
     identity_wrapped_kek: str = Field(max_length=100_000, pattern=_B64)
+    # The recovery code is rotated at every recovery: the identity wrapped under the new code,
+    # and the new code's verifier (SPEC 5, recovery).
+    identity_wrapped_recovery: str = Field(max_length=100_000, pattern=_B64)
+    recovery_auth: str = Field(max_length=128, pattern=_B64)
 
 
 class RecoveryCompleteResponse(BaseModel):
@@ -222,6 +226,8 @@ def recovery_complete(
 ) -> RecoveryCompleteResponse:
     revoked = accounts.complete_recovery(
         db, env, user=auth.user, kdf=body.kdf.to_service(), auth_key=body.auth_key,
-        identity_wrapped_kek=body.identity_wrapped_kek, source=source, now=clock(),
+        identity_wrapped_kek=body.identity_wrapped_kek,
+        identity_wrapped_recovery=body.identity_wrapped_recovery,
+        recovery_auth=body.recovery_auth, source=source, now=clock(),
     )
     return RecoveryCompleteResponse(sessions_revoked=len(revoked))

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from pydantic_core import to_json
 
+from vault.api.bounds import VersionPath
 from vault.api.deps import (
     BlobStoreDep,
     ClientAddress,
@@ -30,7 +31,8 @@ from vault.services import files
 
 router = APIRouter(prefix="/v1/cases/{case_id}", tags=["files"])
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# At most 18 digits each: any blob is smaller, and int() never sees thousands of digits.
+_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 MAX_LIST_LIMIT = 10_000
 
 
@@ -153,7 +155,7 @@ def list_files(
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """One byte range as [start, end); None when unsatisfiable or not understood."""
-    match = _RANGE.match(header.strip())
+    match = _RANGE.fullmatch(header.strip())
     if match is None:
         return None
     first, last = match.groups()
@@ -175,7 +177,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 def download(
     case_id: str,
     file_id: str,
-    version: int,
+    version: VersionPath,
     user: CurrentUser,
     db: DbSession,
     clock: ClockDep,

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from vault.api.bounds import PartNumberPath, SizeField, VersionField
 from vault.api.deps import (
     BlobStoreDep,
     ClientAddress,
@@ -36,9 +37,9 @@ WRITE_BATCH = 2 << 20
 
 class CreateUpload(BaseModel):
     file_id: str
-    version: int
-    total_size: int
-    part_size: int
+    version: VersionField
+    total_size: SizeField
+    part_size: SizeField
 
 
 class PartOut(BaseModel):
@@ -132,7 +133,7 @@ def abort_upload(
 async def put_part(
     case_id: str,
     upload_id: str,
-    part_number: int,
+    part_number: PartNumberPath,
     request: Request,
     user: CurrentUser,
     db: DbSession,
@@ -147,7 +148,8 @@ async def put_part(
     )
     expected = uploads.expected_part_size(upload, part_number)
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) != expected:
+    # Compared as text: int() of a header of thousands of digits would raise.
+    if declared is not None and declared.isdigit() and declared.lstrip("0") != str(expected):
         raise uploads.PartMismatch(f"this part is {expected} bytes; Content-Length is {declared}")
     writer = await run_in_threadpool(store.writer)
     # While one batch is hashed and written on a worker thread, the next is read from the

@@ -31,6 +31,7 @@ from vault.services.case_access import (
 )
 from vault.services.events import record_event
 from vault.services.files import StoredPart, file_row
+from vault.services.membership_head import lock_head, require_head
 from vault.services.uploads.sessions import (
     UploadNotFound,
     VersionConflict,
@@ -100,6 +101,9 @@ def _check_completion(
         raise InvalidRecord(str(exc)) from exc
     if m.uploader != user.id:
         raise InvalidRecord("the manifest must be signed by you")
+    # Before the generation check: an honest client that lost a race with a membership change
+    # (often a new generation) gets the one answer it can act on, reload and sign again.
+    require_head(state, m.membership_seq, "manifest")
     # New files use the newest key: after a removal the removed member cannot read them.
     if m.generation != state.generation:
         raise InvalidRecord("the manifest must use the current key generation")
@@ -201,6 +205,7 @@ def _publish(
 ) -> CompletedVersion:
     # Re-check what may have changed while the parts were hashed.
     require_member(db, checked.case_id, user.id, min_role=ROLE_EDITOR)
+    lock_head(db, checked.case_id, checked.manifest.membership_seq, "manifest")
     case = db.get(Case, checked.case_id)
     if case is None or case.generation != checked.generation:
         raise InvalidRecord("the case key changed during the upload; sign a new manifest")
