@@ -95,11 +95,24 @@ class _Handler(socketserver.BaseRequestHandler):
             if not data:
                 return
             head += data
+        head, _, body = head.partition(b"\r\n\r\n")
         server.requests.append(head.split(b"\r\n", 1)[0].decode())
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:  # the whole request, so closing never resets the reply
+            data = sock.recv(65536)
+            if not data:
+                return
+            body += data
         try:
             server.sent.append(server.reply(sock))
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(10)
+            while sock.recv(65536):  # until the client has read the reply and closed
+                pass
         except OSError:
-            server.sent.append(-1)  # the client hung up, as it should
+            if len(server.sent) < len(server.requests):
+                server.sent.append(-1)  # the client hung up mid-reply, as it should
         finally:
             server.done.set()
 
