@@ -128,6 +128,25 @@ class InsecureTransport(ApiError):
     message = "refusing plain http to a non-loopback address; use https"
 
 
+# The client's own bounds on what it reads (client.transport, SPEC.md "Client limits"): the
+# reply is given up, nothing of it is used.
+
+
+class ServerTooSlow(Unreachable):
+    message = ("the server did not finish answering in time; nothing of its reply was used. "
+               "Try again later; if it persists, tell the server's operator")
+
+
+class ServerReplyTooLarge(ApiError):
+    message = ("the server's reply was larger than the client accepts for this request, so it "
+               "was not read; a faulty or hostile server sends such replies")
+
+
+class MalformedReply(ApiError):
+    message = ("the server's reply was malformed (not JSON, nested too deeply or numbers too "
+               "long), so it was not read; a faulty or hostile server sends such replies")
+
+
 # ---------------------------------------------------------------- the user can act on it
 
 
@@ -305,8 +324,9 @@ __all__ = [
     "BlobDamaged", "ClientError", "CodeAlreadyUsed", "Conflict", "FingerprintMismatch",
     "Forbidden", "InsecureTransport", "InsufficientStorage", "IntegrityError",
     "InvalidCredentials", "InvalidRecoveryCode", "InvalidRequest", "InviteRequired", "KeyChanged",
-    "KeystoreError", "LocalCopyDamaged", "MembershipStale", "NotAMember", "NotAuthenticated",
-    "NotFound", "NotLoggedIn", "PayloadTooLarge", "QuotaExceeded", "RateLimited",
-    "ServerCopyDamaged", "ServerError", "SessionExpired", "Unreachable", "UnknownUser",
+    "KeystoreError", "LocalCopyDamaged", "MalformedReply", "MembershipStale", "NotAMember",
+    "NotAuthenticated", "NotFound", "NotLoggedIn", "PayloadTooLarge", "QuotaExceeded",
+    "RateLimited", "ServerCopyDamaged", "ServerError", "ServerReplyTooLarge", "ServerTooSlow",
+    "SessionExpired", "Unreachable", "UnknownUser",
     "UsernameTaken", "VaultError", "WeakKdfParameters", "error_class",
 ]

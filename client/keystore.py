@@ -16,7 +16,9 @@ What is kept here, and what is not:
   so `case list` need not fetch them again while the server reports the same log head; and
   (`<case>.files.json`, not a cache) the highest verified version of every file seen and
   whether its deletion was seen, so a server that rolls a file back or hides it is caught.
-- transfers/: resume state of interrupted uploads and downloads (no key material).
+- transfers/: resume state of interrupted uploads (sealed under the identity's local-state key,
+  in files named by a keyed hash: a thief learns neither the file's name, nor its exact size,
+  nor its SHA-256) and the encrypted bytes of interrupted transfers (no key material).
 The audit log's pinned checkpoint and receipts live in the same folder, kept by client.auditlog.
 """
 
@@ -29,7 +31,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -367,35 +368,17 @@ class Keystore:
 
     # ------------------------------------------------------------ transfer state
 
-    def _transfer_dir(self) -> Path:
+    def transfer_dir(self) -> Path:
         path = self.ensure() / _TRANSFERS
         path.mkdir(mode=DIR_MODE, exist_ok=True)
         return path
 
-    def load_transfer(self, key: str) -> dict[str, Any] | None:
-        obj = self._read_json(f"{_TRANSFERS}/{_safe_name(key)}.json")
-        return obj if isinstance(obj, dict) else None
-
-    def save_transfer(self, key: str, state: dict[str, Any]) -> None:
-        atomic_write_json(self._transfer_dir() / f"{_safe_name(key)}.json", state)
-
-    def transfer_path(self, key: str, ext: str) -> Path:
-        """Where a transfer keeps its bytes (an encrypted blob, never plaintext)."""
+    def transfer_path(self, name: str, ext: str) -> Path:
+        """Where a transfer keeps its bytes (an encrypted blob, never plaintext) or, sealed,
+        its resume state (client.transfers)."""
         if not ext.isalnum():
             raise KeystoreError("invalid transfer file extension")
-        return self._transfer_dir() / f"{_safe_name(key)}.{ext}"
-
-    def clear_transfer(self, key: str) -> None:
-        self._remove(f"{_TRANSFERS}/{_safe_name(key)}.json")
-
-    def transfers(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        folder = self.home / _TRANSFERS
-        if not folder.is_dir():
-            return
-        for path in sorted(folder.glob("*.json")):
-            obj = self._read_json(f"{_TRANSFERS}/{path.name}")
-            if isinstance(obj, dict):
-                yield path.stem, obj
+        return self.transfer_dir() / f"{_safe_name(name)}.{ext}"
 
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -14,7 +14,10 @@ from client.errors import (
     IntegrityError,
     InvalidRecoveryCode,
     KeyChanged,
+    MalformedReply,
     ServerCopyDamaged,
+    ServerReplyTooLarge,
+    ServerTooSlow,
 )
 
 EXIT_OK = 0
@@ -33,6 +36,12 @@ EXIT_CODES: dict[type[BaseException], int] = {
     ClientError: EXIT_ERROR,
     KeyChanged: EXIT_KEY_CHANGED,
     ServerCopyDamaged: EXIT_INTEGRITY,
+    # A reply past the client's limits (client.transport) is refused unread: an error, not a
+    # failed verification, since nothing was there to verify. Named so that a change of mind
+    # is one row; each prints its own sentence (client.errors).
+    ServerReplyTooLarge: EXIT_ERROR,
+    MalformedReply: EXIT_ERROR,
+    ServerTooSlow: EXIT_ERROR,
     # client.crypto's one verification error sits outside ClientError (client.crypto depends
     # on nothing else of the client); it is named here beside it.
     IntegrityError: EXIT_INTEGRITY,

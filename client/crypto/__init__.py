@@ -20,6 +20,10 @@ Identity (keys)
     wrap_identity(identity, key, purpose) / unwrap_identity(blob, key, user_id, purpose)
     PURPOSE_KEK, PURPOSE_RECOVERY
 
+Local state (localstate)
+    LocalStateKey.of(identity): .name(text) -> keyed file name; .seal(purpose, name, data) /
+    .open(purpose, name, sealed) for what CASEVAULT_HOME keeps about work in progress
+
 Case keys, grants, links, metadata, file keys (seal)
     new_case_key(); seal_grant(case_key=, case_id=, generation=, member=IdentityRecord,
     granter=Identity, now=None) -> signed grant
@@ -68,6 +72,7 @@ from client.crypto.keys import (
     unwrap_identity,
     wrap_identity,
 )
+from client.crypto.localstate import LocalStateKey
 from client.crypto.seal import (
     CaseMetadata,
     FileMetadata,
@@ -104,6 +109,7 @@ __all__ = [
     "IntegrityError",
     "InvalidRecoveryCode",
     "KdfParams",
+    "LocalStateKey",
     "RecoveryKeys",
     "StreamResult",
     "WeakKdfParameters",

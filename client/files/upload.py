@@ -30,6 +30,7 @@ from client.errors import (
 from client.files.listing import CaseFiles, sha256_hex
 from client.files.parts import PartSender, PartWriter, part_digests
 from client.session import Session
+from client.transfers import TransferStates
 from vault.protocol.encoding import b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
@@ -55,6 +56,16 @@ class Uploads:
         self.session = session
         self.cases = cases or CaseOps(session)
         self.files = CaseFiles(session, self.cases)
+        self._states: TransferStates | None = None
+
+    def _transfers(self) -> TransferStates:
+        """Resume state, sealed under the identity (client.transfers); plaintext state an
+        older client left is sealed the first time it is needed."""
+        if self._states is None:
+            self._states = TransferStates(self.session.keystore,
+                                          crypto.LocalStateKey.of(self.session.identity()))
+            self._states.seal_plaintext()
+        return self._states
 
     def put(self, case_id: str, paths: list[Path], *,
             file_id: str | None = None) -> list[dict[str, Any]]:
@@ -82,15 +93,18 @@ class Uploads:
 
     def _transfer_key(self, ctx: CaseContext, path: Path,
                       target: tuple[str, int] | None) -> str:
+        """The transfer's file name: a keyed hash of the file's path, size and time (the key
+        as older clients named their files in clear, so their state is found again)."""
         st = path.stat()
         ident = f"{path.resolve()}\x00{st.st_size}\x00{st.st_mtime_ns}\x00{target}"
-        return f"up-{ctx.case_id}-{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
+        key = f"up-{ctx.case_id}-{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
+        return self._transfers().name(key)
 
     def _put_one(self, ctx: CaseContext, path: Path,
                  target: tuple[str, int] | None) -> dict[str, Any]:
-        ks = self.session.keystore
+        ks, states = self.session.keystore, self._transfers()
         key = self._transfer_key(ctx, path, target)
-        state = ks.load_transfer(key)
+        state = states.load(key)
         blob_path = ks.transfer_path(key, "blob")
         if state is not None and (state.get("generation") != ctx.generation
                                   or not blob_path.exists()
@@ -104,13 +118,13 @@ class Uploads:
                 self._abort(ctx, state)
                 state = None  # the kept copy changed on this disk: encrypt again
             except _AlreadyDone as done:
-                ks.clear_transfer(key)
+                states.clear(key)
                 blob_path.unlink(missing_ok=True)
                 return done.result
         if state is None:
             state = self._encrypt_and_send(ctx, path, blob_path, key, target)
         result = self._complete(ctx, state, key)
-        ks.clear_transfer(key)
+        states.clear(key)
         blob_path.unlink(missing_ok=True)
         return result
 
@@ -125,7 +139,7 @@ class Uploads:
                 raise _AlreadyDone(done) from None
             # The server forgot the upload (expired or aborted): start it afresh once.
             state["upload_id"] = self._create_upload(ctx, state)
-            self.session.keystore.save_transfer(key, state)
+            self._transfers().save(key, state)
             self._send_parts(ctx, state, blob_path, label)
 
     def _encrypt_and_send(self, ctx: CaseContext, path: Path, blob_path: Path, key: str,
@@ -173,7 +187,7 @@ class Uploads:
             })
             # Saved before waiting on the parts: a broken connection leaves a resumable upload.
             # The blob is not fsynced: a resume checks each part against these hashes anyway.
-            self.session.keystore.save_transfer(key, state)
+            self._transfers().save(key, state)
             sender.wait()
         return state
 
@@ -249,7 +263,7 @@ class Uploads:
         # Where a lost reply's log entry will be looked for: after the checkpoint pinned now.
         pinned = self.session.audit_log().pinned()
         state["log_from"] = pinned[0].size if pinned else 0
-        self.session.keystore.save_transfer(key, state)
+        self._transfers().save(key, state)
 
         def complete(ctx: CaseContext) -> dict[str, Any]:
             body = manifest_body(

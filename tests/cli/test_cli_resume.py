@@ -118,7 +118,7 @@ def test_interrupted_upload_resumes_sending_only_missing_parts(lawyers, network,
     assert sorted(first.parts_sent) == [0, 1]  # two connections: any order
     # Nothing is visible yet; the resume state and the encrypted blob wait in the keystore.
     assert alice.json("ls", case_id) == []
-    assert any(name.endswith(".json") for name in _transfer_files(alice.home))
+    assert any(name.endswith(".state") for name in _transfer_files(alice.home))
 
     # A later run (even one whose default part size changed) resumes the announced upload.
     monkeypatch.setattr(upload, "PART_SIZE", 8 * 1024 * 1024)

@@ -16,6 +16,8 @@ import pytest
 
 from bench.harness import BIN, ServerProc, client_env, new_lawyer, sha256_file, write_random_file
 from bench.reliability_checks import check_store, temp_files
+from client.crypto import LocalStateKey
+from client.transfers import TransferStates
 
 MIB = 1024 * 1024
 TMPFS_MIB = 24
@@ -58,7 +60,8 @@ def test_disk_full_is_a_clear_507_and_leaves_nothing_half_written(
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
     # The same failure as the server states it: 507 problem+json with a stable code.
-    (transfer_key, state), = vault.keystore.transfers()
+    states = TransferStates(vault.keystore, LocalStateKey.of(vault.identity()))
+    (transfer_key, state), = states
     token = vault.keystore.load_session()
     headers = {"Authorization": f"Bearer {token}"}
     base = f"{server.url}/v1/cases/{case_id}/uploads/{state['upload_id']}"
@@ -93,7 +96,7 @@ def test_disk_full_is_a_clear_507_and_leaves_nothing_half_written(
 
     # The server keeps serving; aborting the upload gives the space back for a new one.
     assert httpx.delete(base, headers=headers).status_code == 204
-    vault.keystore.clear_transfer(transfer_key)
+    states.clear(transfer_key)
     blob.unlink()
     note = tmp_path / "attendance-note.txt"
     sha = write_random_file(note, 1 * MIB)

@@ -14,6 +14,8 @@ import pytest
 
 from bench import reliability_kill
 from bench.harness import PASSPHRASE, ServerProc, new_lawyer, sha256_file, write_random_file
+from client.crypto import LocalStateKey
+from client.transfers import TransferStates
 
 MIB = 1024 * 1024
 
@@ -66,7 +68,7 @@ def test_resume_after_a_lost_completion_reply_finishes_once(
     assert done["sha256"] == sha
     listed = [f for f in vault.ls(case_id) if f["name"] == src.name]
     assert [(f["file_id"], f["version"]) for f in listed] == [(done["file_id"], 1)]
-    assert list(vault.keystore.transfers()) == []
+    assert list(TransferStates(vault.keystore, LocalStateKey.of(vault.identity()))) == []
     out = tmp_path / "back.bin"
     vault.get(case_id, done["file_id"], output=out)
     assert sha256_file(out) == sha

@@ -77,6 +77,8 @@ _CLI = 4
 _CLIENT_LAYERS = {
     "client.errors": _BASE,
     "client.api": _BASE,
+    "client.transport": _BASE,
+    "client.transfers": _BASE,
     "client.keystore": _BASE,
     "client.auditlog": _BASE,
     "client.trust": _BASE,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from client.crypto import Identity, LocalStateKey
 from client.keystore import Keystore, KeystoreError, Pin
+from client.transfers import TransferStates
+
+
+def _states(home) -> TransferStates:
+    return TransferStates(Keystore(home), LocalStateKey.of(Identity.generate("a" * 32, "alice")))
 
 
 def test_folder_and_files_are_private(tmp_path) -> None:
@@ -20,11 +26,11 @@ def test_folder_and_files_are_private(tmp_path) -> None:
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path) -> None:
-    ks = Keystore(tmp_path)
+    states = _states(tmp_path)
     for i in range(3):
-        ks.save_transfer("up-abc", {"n": i})
-    assert ks.load_transfer("up-abc") == {"n": 2}
-    assert sorted(p.name for p in (tmp_path / "transfers").iterdir()) == ["up-abc.json"]
+        states.save("up-abc", {"n": i})
+    assert states.load("up-abc") == {"n": 2}
+    assert sorted(p.name for p in (tmp_path / "transfers").iterdir()) == ["up-abc.state"]
 
 
 def test_pins_round_trip_and_lookup_by_user_id(tmp_path) -> None:
@@ -38,7 +44,7 @@ def test_pins_round_trip_and_lookup_by_user_id(tmp_path) -> None:
 
 def test_transfer_keys_cannot_escape_the_folder(tmp_path) -> None:
     with pytest.raises(KeystoreError):
-        Keystore(tmp_path).save_transfer("../evil", {})
+        _states(tmp_path).save("../evil", {})
 
 
 def test_damaged_file_is_a_clear_error(tmp_path) -> None:
