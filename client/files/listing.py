@@ -103,6 +103,8 @@ class CaseFiles:
             out.append({"file_id": fid, "version": manifest.version, "name": meta.name,
                         "size": meta.size, "sha256": meta.sha256,
                         "uploaded_by": ctx.username(manifest.uploader),
+                        "uploaded_by_trust": self.session.trust.trust_state(manifest.uploader,
+                                                                             ctx.me),
                         "uploaded_at": iso(manifest.time)})
         self.record_seen(ctx, seen)
         return sorted(out, key=lambda r: (r["name"], r["file_id"]))

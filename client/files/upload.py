@@ -63,6 +63,10 @@ class Uploads:
         ctx = self.cases.load(case_id)
         if not ctx.state.may_upload(ctx.me):
             raise VaultError("viewers cannot upload to this case")
+        # Whoever holds a member's key reads what is encrypted here: people nobody compared
+        # safety numbers with are confirmed once (or reported) before anything is encrypted.
+        unverified = self.cases.confirm_people(self.cases.unverified_members(ctx),
+                                               f"uploading to case {case_id}")
         target = None
         if file_id is not None:
             current = self.files.latest(ctx).get(file_id)
@@ -71,7 +75,8 @@ class Uploads:
             manifest, _, _ = self.files.verify(ctx, current)
             self.files.record_seen(ctx, {file_id: (manifest.version, False)})
             target = (file_id, manifest.version + 1)
-        return [self._put_one(ctx, Path(path), target) for path in paths]
+        return [{**self._put_one(ctx, Path(path), target), "unverified_members": unverified}
+                for path in paths]
 
     def _transfer_key(self, ctx: CaseContext, path: Path,
                       target: tuple[str, int] | None) -> str:

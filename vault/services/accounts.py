@@ -111,7 +111,7 @@ def _check_kdf(env: AuthEnv, kdf: Kdf) -> bytes:
 
 
 def _check_username(username: str) -> None:
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise InvalidRequest("a username is 3 to 32 characters of a-z 0-9 . _ -")
 
 
