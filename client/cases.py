@@ -387,6 +387,7 @@ class CaseOps:
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
         out = []
+        states: dict[str, str] = {}  # per actor: the pins are read once, not once per entry
         for e in entries:
             record = e["record"]
             actor = e.get("actor")
@@ -394,7 +395,9 @@ class CaseOps:
             trust = None
             if isinstance(actor_id, str) and actor_id in ctx.identities:
                 actor = ctx.identities[actor_id].username
-                trust = self.session.trust.trust_state(actor_id, ctx.me)
+                if actor_id not in states:
+                    states[actor_id] = self.session.trust.trust_state(actor_id, ctx.me)
+                trust = states[actor_id]
             elif actor is not None:
                 # A name only the server vouches for: it must at least be one it could hold.
                 check_username(actor, f"audit entry {e['index']}")
