@@ -17,7 +17,7 @@ from client.api import field
 from client.auditlog import audit_failure
 from client.errors import AuditVerificationError, NotAMember, NotFound, VaultError
 from client.session import Session
-from client.trust import UNVERIFIED, VERIFIED, check_username
+from client.trust import UNVERIFIED, VERIFIED, check_username, confirm_people
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
@@ -245,41 +245,6 @@ class CaseOps:
                 for m in ctx.state.members.values()]
         return sorted(rows, key=lambda r: r["username"])
 
-    # ------------------------------------------------------------ people not verified
-
-    def unverified_members(self, ctx: CaseContext) -> list[dict[str, Any]]:
-        """The case's other members whose safety number was never compared (or whose key a
-        directory has since changed): whoever holds their key reads what is encrypted here."""
-        out = []
-        for m in ctx.state.members.values():
-            state = self.session.trust.trust_state(m.user_id, ctx.me)
-            if state != VERIFIED:
-                record = ctx.identities[m.user_id]
-                out.append({"username": record.username, "trust": state,
-                            "safety_number": record.safety_number,
-                            "fingerprint": record.fingerprint_hex})
-        return sorted(out, key=lambda p: p["username"])
-
-    def confirm_people(self, people: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
-        """Ask once per (person, key) before `action` reaches people who are not verified.
-
-        The session's `confirm` hook answers True (go on, and remember the answer for that
-        key), False (stop) or None (go on without asking: no one to ask; the caller reports
-        the state). Returns `people` with whether each was confirmed, for the caller's result.
-        """
-        keystore = self.session.keystore
-        pending = [p for p in people if not keystore.is_confirmed(p["username"], p["fingerprint"])]
-        answer = self.session.confirm(pending, action) if pending else True
-        if answer is False:
-            raise VaultError(f"{action} cancelled: not confirmed")
-        if answer:
-            for p in pending:
-                keystore.remember_confirmed(p["username"], p["fingerprint"])
-        confirmed = not pending or bool(answer)
-        return [{"username": p["username"], "trust": p["trust"],
-                 "safety_number": p["safety_number"],
-                 "confirmed": confirmed or p not in pending} for p in people]
-
     def _append(self, ctx: CaseContext, *, action: str, subject: str, subject_fp: str,
                 role: str, generation: int, key_link: bytes, grants: list[dict],
                 checkpoint: str | None = None) -> Any:
@@ -308,10 +273,10 @@ class CaseOps:
         trust = self.session.trust.trust_state(record.user_id, ctx.me)
         if trust != VERIFIED:
             # Before the case key is sealed to a key nobody compared.
-            self.confirm_people([{"username": username, "trust": trust,
-                                  "safety_number": record.safety_number,
-                                  "fingerprint": record.fingerprint_hex}],
-                                f"sharing case {case_id} with {username}")
+            confirm_people(self.session, [{"username": username, "trust": trust,
+                                           "safety_number": record.safety_number,
+                                           "fingerprint": record.fingerprint_hex}],
+                           f"sharing case {case_id} with {username}")
         grant = crypto.seal_grant(case_key=ctx.key, case_id=case_id, generation=ctx.generation,
                                   member=record, granter=self.session.identity())
         log = self.session.audit_log()

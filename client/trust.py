@@ -180,3 +180,42 @@ def _claimed_username(signed: Any) -> Any:
         return parse_canonical(b64d(signed["body"])).get("username")
     except (EncodingError, TypeError, KeyError, AttributeError, ValueError):
         return None
+
+
+# ---------------------------------------------------------------- people nobody verified
+# (session: client.session.Session, ctx: client.cases.CaseContext; both import this module.)
+
+
+def unverified_members(session: Any, ctx: Any) -> list[dict[str, Any]]:
+    """The case's other members whose safety number was never compared (or whose key a
+    directory has since changed): whoever holds their key reads what is encrypted there."""
+    out = []
+    for m in ctx.state.members.values():
+        state = session.trust.trust_state(m.user_id, ctx.me)
+        if state != VERIFIED:
+            record = ctx.identities[m.user_id]
+            out.append({"username": record.username, "trust": state,
+                        "safety_number": record.safety_number,
+                        "fingerprint": record.fingerprint_hex})
+    return sorted(out, key=lambda p: p["username"])
+
+
+def confirm_people(session: Any, people: list[dict[str, Any]],
+                   action: str) -> list[dict[str, Any]]:
+    """Ask once per (person, key) before `action` reaches people who are not verified.
+
+    The session's `confirm` hook answers True (go on, and remember the answer for that key),
+    False (stop) or None (go on without asking: there is no one to ask; the caller reports the
+    state). Returns `people` with whether each was confirmed, for the caller's result.
+    """
+    keystore = session.keystore
+    pending = [p for p in people if not keystore.is_confirmed(p["username"], p["fingerprint"])]
+    answer = session.confirm(pending, action) if pending else True
+    if answer is False:
+        raise VaultError(f"{action} cancelled: not confirmed")
+    if answer:
+        for p in pending:
+            keystore.remember_confirmed(p["username"], p["fingerprint"])
+    return [{"username": p["username"], "trust": p["trust"],
+             "safety_number": p["safety_number"],
+             "confirmed": bool(answer) or p not in pending} for p in people]

@@ -23,6 +23,7 @@ from client.errors import ApiError, AuditVerificationError, LocalCopyDamaged, No
 from client.files.listing import CaseFiles, sha256_hex
 from client.files.parts import PartSender, PartWriter, part_digests
 from client.session import Session
+from client.trust import confirm_people, unverified_members
 from vault.protocol.encoding import b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
@@ -65,8 +66,8 @@ class Uploads:
             raise VaultError("viewers cannot upload to this case")
         # Whoever holds a member's key reads what is encrypted here: people nobody compared
         # safety numbers with are confirmed once (or reported) before anything is encrypted.
-        unverified = self.cases.confirm_people(self.cases.unverified_members(ctx),
-                                               f"uploading to case {case_id}")
+        unverified = confirm_people(self.session, unverified_members(self.session, ctx),
+                                    f"uploading to case {case_id}")
         target = None
         if file_id is not None:
             current = self.files.latest(ctx).get(file_id)
