@@ -17,6 +17,7 @@ from client.api import field
 from client.auditlog import audit_failure
 from client.errors import AuditVerificationError, NotAMember, NotFound, VaultError
 from client.session import Session
+from client.trust import UNVERIFIED, VERIFIED, check_username, confirm_people
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
@@ -239,7 +240,8 @@ class CaseOps:
 
     def members(self, case_id: str) -> list[dict[str, Any]]:
         ctx = self.load(case_id)
-        rows = [{"username": ctx.username(m.user_id), "role": m.role}
+        rows = [{"username": ctx.username(m.user_id), "role": m.role,
+                 "trust": self.session.trust.trust_state(m.user_id, ctx.me)}
                 for m in ctx.state.members.values()]
         return sorted(rows, key=lambda r: r["username"])
 
@@ -268,6 +270,13 @@ class CaseOps:
         record, first_seen, verified = self.session.trust.for_sharing(username, fingerprint)
         if record.user_id in ctx.state.members:
             raise VaultError(f"{username} is already a member of this case")
+        trust = self.session.trust.trust_state(record.user_id, ctx.me)
+        if trust != VERIFIED:
+            # Before the case key is sealed to a key nobody compared.
+            confirm_people(self.session, [{"username": username, "trust": trust,
+                                           "safety_number": record.safety_number,
+                                           "fingerprint": record.fingerprint_hex}],
+                           f"sharing case {case_id} with {username}")
         grant = crypto.seal_grant(case_key=ctx.key, case_id=case_id, generation=ctx.generation,
                                   member=record, granter=self.session.identity())
         log = self.session.audit_log()
@@ -284,7 +293,7 @@ class CaseOps:
                      detail={"subject": record.user_id, "sharer_checkpoint": checkpoint})
         return {"case_id": case_id, "username": username, "role": role,
                 "safety_number": record.safety_number, "first_seen": first_seen,
-                "verified": verified}
+                "verified": verified, "trust": trust}
 
     def revoke(self, case_id: str, username: str) -> dict[str, Any]:
         ctx = self.load(case_id)
@@ -343,15 +352,24 @@ class CaseOps:
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
         out = []
+        states: dict[str, str] = {}  # per actor: the pins are read once, not once per entry
         for e in entries:
             record = e["record"]
             actor = e.get("actor")
             actor_id = record.get("actor_id") or record.get("actor")
+            trust = None
             if isinstance(actor_id, str) and actor_id in ctx.identities:
                 actor = ctx.identities[actor_id].username
+                if actor_id not in states:
+                    states[actor_id] = self.session.trust.trust_state(actor_id, ctx.me)
+                trust = states[actor_id]
+            elif actor is not None:
+                # A name only the server vouches for: it must at least be one it could hold.
+                check_username(actor, f"audit entry {e['index']}")
+                trust = UNVERIFIED
             out.append({"index": e["index"], "time": _time_of(record),
                         "actor": actor, "action": record.get("action"),
-                        "target": _target_of(record, ctx)})
+                        "target": _target_of(record, ctx), "actor_trust": trust})
         return out
 
 

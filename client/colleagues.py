@@ -22,15 +22,17 @@ class Colleagues:
         if username is None or username == profile.username:
             record = verify_identity_record(profile.identity_record)
             return {"username": profile.username, "safety_number": record.safety_number,
-                    "fingerprint": record.fingerprint_hex, "verified": True}
+                    "fingerprint": record.fingerprint_hex, "verified": True, "trust": "verified"}
         pin = self.session.keystore.pin(username)
         if pin is None:
             record = self.session.trust.fetch(username)
             return {"username": username, "safety_number": record.safety_number,
-                    "fingerprint": record.fingerprint_hex, "verified": False, "pinned": False}
+                    "fingerprint": record.fingerprint_hex, "verified": False, "pinned": False,
+                    "trust": "unverified"}
         record = verify_identity_record(pin.record)
         return {"username": username, "safety_number": record.safety_number,
-                "fingerprint": record.fingerprint_hex, "verified": pin.verified, "pinned": True}
+                "fingerprint": record.fingerprint_hex, "verified": pin.verified, "pinned": True,
+                "trust": self.session.trust.trust_state(pin.user_id)}
 
     def trust(self, username: str, safety_number: str) -> dict[str, Any]:
         """Pin the directory's current key of `username` as verified, if the number matches."""

@@ -8,7 +8,11 @@ What is kept here, and what is not:
   command never has to ask the server how to derive its own keys.
 - session.json: the bearer token of the current session.
 - pins.json: colleagues' identity records pinned on first use (trust on first use), each with its
-  fingerprint, first-seen time and whether it was verified out of band (`trust`).
+  fingerprint, first-seen time and whether it was verified out of band (`trust`); and, once a
+  directory served another key under the name, that key's fingerprint (`changed_to`), so the
+  person is shown as "changed" everywhere until `trust` settles it.
+- confirmed.json: the (person, key fingerprint) pairs the lawyer agreed to work with unverified
+  (the one-time "Continue? [y/N]" before an upload or a share), so each is asked once.
 - totp_used.json: digests of the TOTP codes this client had accepted in the last 90 s and of
   the one-time TOTP recovery codes it spent; the server takes each once and answers a reused
   one with its generic refusal.
@@ -46,6 +50,7 @@ FILE_MODE = 0o600
 _PROFILE = "profile.json"
 _SESSION = "session.json"
 _PINS = "pins.json"
+_CONFIRMED = "confirmed.json"
 _CASE_HEADS = "case_heads.json"
 _TOTP_USED = "totp_used.json"
 # A code matches for its own 30 s step and one step either side, so at most 90 s after it is
@@ -135,9 +140,10 @@ class Pin:
     record: dict[str, str]  # the signed identity record as first seen
     first_seen: int
     verified: bool
+    changed_to: str | None = None  # fingerprint of a different key a directory served since
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj: dict[str, Any] = {
             "username": self.username,
             "user_id": self.user_id,
             "fingerprint": self.fingerprint,
@@ -145,6 +151,9 @@ class Pin:
             "first_seen": self.first_seen,
             "verified": self.verified,
         }
+        if self.changed_to is not None:
+            obj["changed_to"] = self.changed_to
+        return obj
 
     @classmethod
     def from_json(cls, obj: Any) -> Pin:
@@ -156,6 +165,8 @@ class Pin:
                 record=dict(obj["record"]),
                 first_seen=int(obj["first_seen"]),
                 verified=bool(obj["verified"]),
+                changed_to=(str(obj["changed_to"]) if obj.get("changed_to") is not None
+                            else None),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise KeystoreError("the pinned keys file is damaged") from exc
@@ -240,6 +251,21 @@ class Keystore:
         pins = self.pins()
         pins[pin.username] = pin
         self._write_json(_PINS, {name: p.to_json() for name, p in sorted(pins.items())})
+
+    # ------------------------------------------------------------ unverified, but confirmed
+
+    def is_confirmed(self, username: str, fingerprint: str) -> bool:
+        obj = self._read_json(_CONFIRMED) or {}
+        return isinstance(obj, dict) and fingerprint in (obj.get(username) or [])
+
+    def remember_confirmed(self, username: str, fingerprint: str) -> None:
+        obj = self._read_json(_CONFIRMED) or {}
+        if not isinstance(obj, dict):
+            obj = {}
+        known = [f for f in (obj.get(username) or []) if isinstance(f, str)]
+        if fingerprint not in known:
+            obj[username] = [*known, fingerprint]
+            self._write_json(_CONFIRMED, obj)
 
     # ------------------------------------------------------------ TOTP codes used here
 

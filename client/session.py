@@ -42,6 +42,11 @@ class _NoBar:
         pass
 
 
+# Asked before an upload or a share reaches people who are not verified:
+# (people, what is about to happen) -> True go on and remember, False stop, None go on unasked.
+ConfirmHook = Callable[[list[dict[str, Any]], str], "bool | None"]
+
+
 class Session:
     """One lawyer's client state. Everything is built on first use: a command that never
     needs the identity never asks for the passphrase, one that never calls the server never
@@ -63,6 +68,7 @@ class Session:
         identity: crypto.Identity | None = None,
         log: Callable[[], AuditLog] | None = None,
         clock: Callable[[], float] = time.time,
+        confirm: ConfirmHook | None = None,
     ) -> None:
         self.keystore = keystore
         self._server_override = check_server_url(server) if server else None
@@ -73,6 +79,12 @@ class Session:
         self._identity = identity
         self._log = log
         self._clock = clock
+        self._confirm = confirm
+
+    def confirm(self, people: list[dict[str, Any]], action: str) -> bool | None:
+        """The face's answer to "continue with these unverified people?"; None if it has no
+        one to ask (a library caller without a hook), which goes on as before."""
+        return None if self._confirm is None else self._confirm(people, action)
 
     # ------------------------------------------------------------ server and API
 

@@ -35,7 +35,7 @@ from client.files.download import Downloads
 from client.files.listing import CaseFiles
 from client.files.upload import Uploads
 from client.keystore import Keystore, Profile
-from client.session import PassphraseSource, ProgressFactory, Session
+from client.session import ConfirmHook, PassphraseSource, ProgressFactory, Session
 from client.trust import TrustStore
 
 
@@ -50,10 +50,11 @@ class Vault:
         passphrase: PassphraseSource = None,
         progress: ProgressFactory | Callable[[str, int], Any] | None = None,
         transport: Any = None,
+        confirm: ConfirmHook | None = None,
     ) -> None:
         self.keystore = Keystore(home)
         self.session = Session(self.keystore, server=server, passphrase=passphrase,
-                               progress=progress, transport=transport)
+                               progress=progress, transport=transport, confirm=confirm)
 
     # ------------------------------------------------------------ the session
 

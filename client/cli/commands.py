@@ -16,6 +16,7 @@ from typing import Any
 
 from client.cli import output as out
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
+from client.cli.safetext import shown
 from client.vault import Vault
 
 __all__ = ["EXIT_INTEGRITY", "EXIT_OK", "Vault", "main"]
@@ -73,6 +74,46 @@ def _line(prompt: str) -> str:
     return line.strip()
 
 
+def _confirmer(args: argparse.Namespace) -> Callable[[list[dict[str, Any]], str], bool | None]:
+    """The one-time question before an upload or a share reaches people not verified.
+
+    On a terminal (human output) the lawyer is asked, with the safety numbers on screen; the
+    answer is remembered per person and key. --yes answers yes (and is remembered the same
+    way). Anywhere else (--json, no terminal) nobody can answer: a script must neither hang
+    nor fail where it used to work, so the command goes on, but never silently: one warning
+    line on stderr every time until the person is verified or confirmed, and the state in
+    the --json result ("trust", "unverified_members").
+    """
+
+    def confirm(people: list[dict[str, Any]], action: str) -> bool | None:
+        if getattr(args, "yes", False):
+            return True
+        who = "; ".join(f"{shown(p['username'])} ({p['trust']}, safety number "
+                        f"{p['safety_number']})" for p in people)
+        if args.json or not (sys.stdin.isatty() and sys.stderr.isatty()):
+            out.warn(f"{shown(action)}: not verified: {who}. Compare the safety numbers, then "
+                     "run `casevault trust USERNAME NUMBER` (or confirm with --yes)")
+            return None
+        sys.stderr.write(f"{shown(action)}: these people's keys were never verified:\n")
+        for p in people:
+            state = "KEY CHANGED" if p["trust"] == "changed" else p["trust"]
+            sys.stderr.write(f"  {shown(p['username'])} ({state})\n"
+                             f"    safety number {p['safety_number']}\n")
+        sys.stderr.write("Whoever holds these keys can read what you share. Compare the numbers "
+                         "with them over a trusted channel.\nContinue? [y/N] ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def _who(name: Any, trust: str | None) -> str:
+    """A person as a human table shows them: the name with its trust state."""
+    if trust is None:
+        return str(name)
+    return f"{shown(name)} ({'KEY CHANGED' if trust == 'changed' else trust})"
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -81,6 +122,7 @@ def _vault(args: argparse.Namespace, *, server: str | None = None) -> Vault:
         server=server or os.environ.get(SERVER_ENV),
         passphrase=_passphrase,
         progress=out.progress_factory(enabled=not args.json),
+        confirm=_confirmer(args),
     )
 
 
@@ -99,8 +141,8 @@ def cmd_register(args: argparse.Namespace) -> None:
     code = _totp(args.totp, prompt="Enter the 6-digit code the app shows now: ")
     who = vault.activate(enrolment, code)
     if not args.json:
-        out.text(f"Account {who['username']} is active and logged in.")
-        out.text(f"Your safety number: {who['safety_number']}")
+        out.text(f"Account {shown(who['username'])} is active and logged in.")
+        out.text(f"Your safety number: {shown(who['safety_number'])}")
 
 
 def cmd_login(args: argparse.Namespace) -> None:
@@ -108,7 +150,7 @@ def cmd_login(args: argparse.Namespace) -> None:
     who = vault.login(args.username, _passphrase(), _totp(
         args.totp, prompt="6-digit code (or a one-time TOTP recovery code): ",
         allow_recovery_code=True))
-    out.emit(args, who, f"Logged in as {who['username']} at {who['server']}.")
+    out.emit(args, who, f"Logged in as {shown(who['username'])} at {shown(who['server'])}.")
 
 
 def cmd_logout(args: argparse.Namespace) -> None:
@@ -118,7 +160,7 @@ def cmd_logout(args: argparse.Namespace) -> None:
 
 def cmd_whoami(args: argparse.Namespace) -> None:
     who = _vault(args).whoami()
-    out.emit(args, who, f"{who['username']} at {who['server']}")
+    out.emit(args, who, f"{shown(who['username'])} at {shown(who['server'])}")
 
 
 def cmd_recover(args: argparse.Namespace) -> None:
@@ -128,8 +170,9 @@ def cmd_recover(args: argparse.Namespace) -> None:
     who = vault.recover(args.username, code, new_passphrase, _totp(args.totp))
     # Recovery ends every session, this one included: the next step is a normal login.
     out.emit(args, {**who, "sessions_ended": True},
-             f"Passphrase reset for {who['username']}. Every session was ended; log in with "
-             f"the new passphrase and the next code: casevault login {who['username']}")
+             f"Passphrase reset for {shown(who['username'])}. Every session was ended; log in "
+             f"with the new passphrase and the next code: casevault login "
+             f"{shown(who['username'])}")
     if not args.json:
         out.show_new_recovery_code(who["recovery_code"])
 
@@ -148,19 +191,27 @@ def cmd_put(args: argparse.Namespace) -> None:
     results = _vault(args).put(args.case_id, [Path(p) for p in args.paths],
                                file_id=args.file_id)
     out.emit(args, results, out.table(results, ["file_id", "version", "size", "name", "sha256"]))
+    if not args.json and results and results[0].get("unverified_members"):
+        out.text("Members not verified: " + ", ".join(
+            _who(p["username"], p["trust"]) for p in results[0]["unverified_members"]))
 
 
 def cmd_ls(args: argparse.Namespace) -> None:
     files = _vault(args).ls(args.case_id)
+    rows = [{**f, "uploaded_by": _who(f["uploaded_by"], f.get("uploaded_by_trust"))}
+            for f in files]
     out.emit(args, files, out.table(
-        files, ["file_id", "version", "size", "uploaded_by", "uploaded_at", "name"]))
+        rows, ["file_id", "version", "size", "uploaded_by", "uploaded_at", "name"]))
 
 
 def cmd_get(args: argparse.Namespace) -> None:
     result = _vault(args).get(args.case_id, args.file_id,
                               output=Path(args.output) if args.output else None,
                               version=args.version)
-    out.emit(args, result, f"{result['path']}  sha256 {result['sha256']}  (verified)")
+    where = Path(result["path"]).absolute()
+    out.emit(args, result, f"Saved {shown(result['name'])} to {shown(where)}  "
+             f"sha256 {result['sha256']}  (verified; uploaded by "
+             f"{_who(result['uploaded_by'], result.get('uploaded_by_trust'))})")
 
 
 def cmd_rm(args: argparse.Namespace) -> None:
@@ -171,30 +222,33 @@ def cmd_rm(args: argparse.Namespace) -> None:
 def cmd_share(args: argparse.Namespace) -> None:
     result = _vault(args).share(args.case_id, args.username, role=args.role,
                                 fingerprint=args.fingerprint)
-    lines = [f"Shared with {result['username']} as {result['role']}."]
+    name = shown(result["username"])
+    lines = [f"Shared with {_who(name, result.get('trust'))} as {result['role']}."]
     if result.get("first_seen"):
-        lines.append(f"First time this key of {result['username']} was seen; pinned it.")
-    lines.append(f"Safety number of {result['username']}: {result['safety_number']}")
+        lines.append(f"First time this key of {name} was seen; pinned it.")
+    lines.append(f"Safety number of {name}: {result['safety_number']}")
     if not result.get("verified"):
         lines.append("Compare it with them over a trusted channel, then run "
-                     f"`casevault trust {result['username']} NUMBER`.")
+                     f"`casevault trust {name} NUMBER`.")
     out.emit(args, result, "\n".join(lines))
 
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     result = _vault(args).revoke(args.case_id, args.username)
-    out.emit(args, result, f"Removed {result['username']}; new files use key generation "
+    out.emit(args, result, f"Removed {shown(result['username'])}; new files use key generation "
              f"{result['generation']}. They keep what they could already read.")
 
 
 def cmd_role(args: argparse.Namespace) -> None:
     result = _vault(args).set_role(args.case_id, args.username, args.role)
-    out.emit(args, result, f"{result['username']} is now {result['role']} of the case.")
+    out.emit(args, result, f"{shown(result['username'])} is now {result['role']} of the case.")
 
 
 def cmd_members(args: argparse.Namespace) -> None:
     members = _vault(args).members(args.case_id)
-    out.emit(args, members, out.table(members, ["username", "role"]))
+    rows = [{**m, "trust": "KEY CHANGED" if m["trust"] == "changed" else m["trust"]}
+            for m in members]
+    out.emit(args, members, out.table(rows, ["username", "role", "trust"]))
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
@@ -212,19 +266,22 @@ def cmd_audit(args: argparse.Namespace) -> None:
     elif args.case_id is None:
         raise UsageError("name a case (casevault audit CASE_ID) or pass --verify")
     events = vault.audit(args.case_id)
-    out.emit(args, events, out.table(events, ["index", "time", "actor", "action", "target"]))
+    rows = [{**e, "actor": _who(e["actor"], e.get("actor_trust"))} for e in events]
+    out.emit(args, events, out.table(rows, ["index", "time", "actor", "action", "target"]))
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> None:
     result = _vault(args).fingerprint(args.username)
     state = "verified" if result["verified"] else "not verified"
+    if result.get("trust") == "changed":
+        state = "not verified; KEY CHANGED since it was pinned"
     out.emit(args, result,
-             f"{result['username']}: {result['safety_number']} ({state})")
+             f"{shown(result['username'])}: {result['safety_number']} ({state})")
 
 
 def cmd_trust(args: argparse.Namespace) -> None:
     result = _vault(args).trust(args.username, args.safety_number)
-    out.emit(args, result, f"Trusted the key of {result['username']}.")
+    out.emit(args, result, f"Trusted the key of {shown(result['username'])}.")
 
 
 # ---------------------------------------------------------------- parser
@@ -282,6 +339,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--file-id", metavar="FILE_ID",
                    help="upload the one PATH as the next version of this existing file")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm members whose keys are not verified without asking")
 
     p = add("ls", cmd_ls, "list the files of a case")
     p.add_argument("case_id")
@@ -301,6 +360,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--role", choices=["viewer", "editor", "owner"], default="editor")
     p.add_argument("--fingerprint", metavar="SAFETY_NUMBER")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm a colleague whose key is not verified without asking")
 
     p = add("revoke", cmd_revoke, "remove a colleague from a case (rotates the case key)")
     p.add_argument("case_id")

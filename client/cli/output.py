@@ -1,4 +1,8 @@
-"""Output of the `casevault` command: JSON or text on stdout, errors and progress on stderr."""
+"""Output of the `casevault` command: JSON or text on stdout, errors and progress on stderr.
+
+Every string from the server or another person passes `shown` (client.cli.safetext) on its way
+to the terminal: table cells and error lines here, values in messages where commands build them.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+
+from client.cli.safetext import shown, shown_markup
 
 # Progress bars only for transfers large enough for a lawyer to wonder whether anything happens.
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
@@ -44,17 +50,24 @@ def emit(args: argparse.Namespace, obj: Any, human: str) -> None:
 
 
 def fail(message: str, code: int) -> int:
-    # One line, whatever the message holds.
-    message = " ".join(str(message).split())
+    # One line, whatever the message holds; a server's text in it is escaped, not obeyed.
+    message = shown(" ".join(str(message).split()))
     sys.stderr.write(f"casevault: error: {message}\n")
     sys.stderr.flush()
     return code
 
 
+def warn(message: str) -> None:
+    """A line on stderr that a script reading stdout (or --json) still gets to see."""
+    sys.stderr.write(f"casevault: warning: {message}\n")
+    sys.stderr.flush()
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
-    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    # Cells hold names chosen by others: escaped, so a name cannot rewrite another row.
+    cells = [[shown(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
@@ -63,6 +76,9 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def show_enrolment(username: str, totp_uri: str, recovery_code: str,
                    totp_recovery_codes: Sequence[str] = ()) -> None:
+    # The URI and the codes come from the server.
+    username, totp_uri, recovery_code = shown(username), shown(totp_uri), shown(recovery_code)
+    totp_recovery_codes = [shown(c) for c in totp_recovery_codes]
     text(f"Account {username} created. Add it to your authenticator app:")
     text("")
     qr = segno.make(totp_uri, error="m")
@@ -123,6 +139,7 @@ def progress_factory(*, enabled: bool) -> Callable[[str, int], Any]:
             console=console,
             transient=True,
         ) as progress:
-            yield _Bar(progress, progress.add_task(label, total=total))
+            # The label names a file someone else chose, and Rich reads markup in it.
+            yield _Bar(progress, progress.add_task(shown_markup(label), total=total))
 
     return bar

@@ -17,6 +17,7 @@ from client import crypto
 from client.cases import CaseContext, CaseOps
 from client.errors import BlobDamaged, ServerCopyDamaged, VaultError
 from client.files.listing import CaseFiles
+from client.files.localnames import check_local_name
 from client.session import Session
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id
@@ -27,14 +28,6 @@ _HASH_READ = 1024 * 1024
 
 def _header_index(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
-
-
-def _safe_filename(name: str, file_id: str) -> str:
-    """A file name from (server-stored, though authenticated) metadata: never a path."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    if base in ("", ".", "..") or "\x00" in base:
-        return file_id
-    return base
 
 
 class Downloads:
@@ -60,12 +53,16 @@ class Downloads:
                              + " in this case")
         manifest, file_key, meta = self.files.verify(ctx, v)
         self.files.record_seen(ctx, {file_id: (manifest.version, False)})
-        dest = Path(output) if output is not None else Path.cwd() / _safe_filename(
-            meta.name, file_id)
+        # The uploader's name is used only where the lawyer named no file: into the working
+        # directory, or into a folder given with -o. Either way it is checked first, and an
+        # existing file (or link) is never replaced: the final link() refuses one that
+        # appears meanwhile.
+        dest = Path(output) if output is not None else Path.cwd() / check_local_name(meta.name)
         if dest.is_dir():
-            dest = dest / _safe_filename(meta.name, file_id)
-        if dest.exists():
-            raise VaultError(f"{dest} already exists; choose another path with -o")
+            dest = dest / check_local_name(meta.name)
+        if dest.exists() or dest.is_symlink():
+            raise VaultError(f"{dest} already exists; nothing was written. Choose another "
+                             "path with -o")
         key = f"down-{case_id}-{file_id}-{manifest.version}-{manifest.blob_sha256[:16]}"
         blob_path = self.session.keystore.transfer_path(key, "blob")
         log_index = self._download(ctx, manifest, blob_path, meta.name)
@@ -85,7 +82,8 @@ class Downloads:
                            detail={"version": manifest.version})
         return {"file_id": file_id, "version": manifest.version, "name": meta.name,
                 "path": str(dest), "size": meta.size, "sha256": meta.sha256,
-                "uploaded_by": ctx.username(manifest.uploader)}
+                "uploaded_by": ctx.username(manifest.uploader),
+                "uploaded_by_trust": self.session.trust.trust_state(manifest.uploader, ctx.me)}
 
     def _download(self, ctx: CaseContext, manifest: Manifest, blob_path: Path,
                   label: str) -> Any:

@@ -97,12 +97,17 @@ class CaseFiles:
     def ls(self, case_id: str) -> list[dict[str, Any]]:
         ctx = self.cases.load(case_id)
         out, seen = [], {}
+        trust: dict[str, str] = {}  # per uploader: the pins are read once, not once per file
         for fid, v in sorted(self.latest(ctx).items()):
             manifest, _, meta = self.verify(ctx, v)
             seen[fid] = (manifest.version, False)
+            if manifest.uploader not in trust:
+                trust[manifest.uploader] = self.session.trust.trust_state(manifest.uploader,
+                                                                          ctx.me)
             out.append({"file_id": fid, "version": manifest.version, "name": meta.name,
                         "size": meta.size, "sha256": meta.sha256,
                         "uploaded_by": ctx.username(manifest.uploader),
+                        "uploaded_by_trust": trust[manifest.uploader],
                         "uploaded_at": iso(manifest.time)})
         self.record_seen(ctx, seen)
         return sorted(out, key=lambda r: (r["name"], r["file_id"]))

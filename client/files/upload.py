@@ -31,6 +31,7 @@ from client.files.listing import CaseFiles, sha256_hex
 from client.files.parts import PartSender, PartWriter, part_digests
 from client.session import Session
 from client.transfers import TransferStates
+from client.trust import confirm_people, unverified_members
 from vault.protocol.encoding import b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
@@ -81,6 +82,10 @@ class Uploads:
         ctx = self.cases.load(case_id)
         if not ctx.state.may_upload(ctx.me):
             raise VaultError("viewers cannot upload to this case")
+        # Whoever holds a member's key reads what is encrypted here: people nobody compared
+        # safety numbers with are confirmed once (or reported) before anything is encrypted.
+        unverified = confirm_people(self.session, unverified_members(self.session, ctx),
+                                    f"uploading to case {case_id}")
         target = None
         if file_id is not None:
             current = self.files.latest(ctx).get(file_id)
@@ -89,7 +94,8 @@ class Uploads:
             manifest, _, _ = self.files.verify(ctx, current)
             self.files.record_seen(ctx, {file_id: (manifest.version, False)})
             target = (file_id, manifest.version + 1)
-        return [self._put_one(ctx, Path(path), target) for path in paths]
+        return [{**self._put_one(ctx, Path(path), target), "unverified_members": unverified}
+                for path in paths]
 
     def _transfer_key(self, ctx: CaseContext, path: Path,
                       target: tuple[str, int] | None) -> str:

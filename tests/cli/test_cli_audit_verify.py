@@ -51,7 +51,7 @@ def test_audit_verify_rechecks_receipts_and_catches_a_rewrite(lawyers, server) -
     assert "Audit log verified" in human and "3 receipt(s)" in human
 
     history = alice.json("audit", case_id)
-    assert history and all(set(e) == {"index", "time", "actor", "action", "target"}
+    assert history and all(set(e) == {"index", "time", "actor", "action", "target", "actor_trust"}
                            for e in history)
     uploads = [e for e in history if e["action"] == "file:version:uploaded"]
     assert uploads == [{**uploads[0], "actor": alice.username, "target": item["file_id"]}]

@@ -92,7 +92,8 @@ def test_rm_and_role_change_keep_receipts(lawyers, server) -> None:
 
     changed = alice.json("role", case_id, bob.username, "editor")
     assert changed["role"] == "editor"
-    assert {"username": bob.username, "role": "editor"} in alice.json("members", case_id)
+    assert {"username": bob.username, "role": "editor", "trust": "unverified"} in alice.json(
+        "members", case_id)
     assert "already editor" in alice.fail("role", case_id, bob.username, "editor").stderr
     assert "only an owner" in bob.fail("role", case_id, alice.username, "viewer").stderr
 

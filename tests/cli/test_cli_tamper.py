@@ -131,14 +131,16 @@ def test_substituted_key_in_directory_is_caught(lawyers, server) -> None:
     proc = alice.fail("share", second, bob.username)
     assert proc.returncode == EXIT_KEY_CHANGED
     assert "CHANGED" in proc.stderr and "trust" in proc.stderr
-    assert alice.json("members", second) == [{"username": alice.username, "role": "owner"}]
+    assert alice.json("members", second) == [{"username": alice.username, "role": "owner",
+                                             "trust": "verified"}]
     assert alice.json("fingerprint", bob.username)["safety_number"] == real_number
 
     # Carol never met bob, but compares the safety number bob read out: mismatch, refused.
     third = carol.json("case", "create", "R v Third")["case_id"]
     proc = carol.fail("share", third, bob.username, "--fingerprint", real_number)
     assert "does not match" in proc.stderr
-    assert carol.json("members", third) == [{"username": carol.username, "role": "owner"}]
+    assert carol.json("members", third) == [{"username": carol.username, "role": "owner",
+                                            "trust": "verified"}]
 
     # Bob's own client notices that the directory publishes a key that is not his.
     proc = bob.fail("whoami")

@@ -66,7 +66,8 @@ def test_two_lawyers_share_revoke_and_audit(lawyers, monkeypatch) -> None:
     bob_number = bob.json("fingerprint")["safety_number"]
     shared = alice.json("share", case_id, bob.username, "--role", "editor")
     assert shared["safety_number"] == bob_number and shared["first_seen"] is True
-    assert {"username": bob.username, "role": "editor"} in alice.json("members", case_id)
+    assert {"username": bob.username, "role": "editor", "trust": "unverified"} in alice.json(
+        "members", case_id)
 
     listing = bob.json("ls", case_id)
     assert sorted(f["name"] for f in listing) == ["cctv.bin", "empty.txt", "letter.txt"]
@@ -91,7 +92,8 @@ def test_two_lawyers_share_revoke_and_audit(lawyers, monkeypatch) -> None:
 
     revoked = alice.json("revoke", case_id, bob.username)
     assert revoked["generation"] == 1
-    assert alice.json("members", case_id) == [{"username": alice.username, "role": "owner"}]
+    assert alice.json("members", case_id) == [{"username": alice.username, "role": "owner",
+                                               "trust": "verified"}]
     refused = bob.fail("ls", case_id)
     assert "not a member" in refused.stderr
     bob.fail("get", case_id, put[1]["file_id"], "-o", str(bob.workdir / "again.txt"))
@@ -116,7 +118,7 @@ def test_two_lawyers_share_revoke_and_audit(lawyers, monkeypatch) -> None:
 
     # Audit: verified, usernames as actors, and the membership changes are there.
     events = alice.json("audit", case_id)
-    assert events and all(set(e) == {"index", "time", "actor", "action", "target"}
+    assert events and all(set(e) == {"index", "time", "actor", "action", "target", "actor_trust"}
                           for e in events)
     actions = [e["action"] for e in events]
     assert any("member:added" in a for a in actions)

@@ -8,7 +8,6 @@ verified, so someone without the key cannot burn a user's TOTP time step or reco
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,11 +22,12 @@ from vault.db.models import TotpRecoveryCode, User
 from vault.errors import InvalidCredentials, InvalidRequest, RateLimited
 from vault.protocol.encoding import EncodingError, b64d
 from vault.protocol.events import Action, CredentialCheck
+from vault.protocol.usernames import USERNAME_RE as USERNAME_RE
+from vault.protocol.usernames import is_valid_username
 from vault.services.events import RESULT_FAILURE, record_aggregated_event, record_event
 
 FACTOR_TOTP = "totp"
 FACTOR_RECOVERY_CODE = "recovery_code"
-USERNAME_RE = re.compile(r"^[a-z0-9._-]{3,32}$")
 AUTH_SECRET_BYTES = 32
 
 
@@ -171,7 +171,7 @@ def decode_secret(value: str, name: str, size: int = AUTH_SECRET_BYTES) -> bytes
 def find_user(db: Session, username: str) -> User | None:
     # No account has a name outside USERNAME_RE; skipping the query also keeps bytes such as
     # NUL, which PostgreSQL refuses in text, from turning a client mistake into a 500.
-    if not USERNAME_RE.fullmatch(username):
+    if not is_valid_username(username):
         return None
     return db.execute(select(User).where(User.username == username)).scalar_one_or_none()
 

@@ -28,6 +28,7 @@ from vault.protocol.encoding import (
 )
 from vault.protocol.ids import is_valid_id
 from vault.protocol.text import is_clean_text
+from vault.protocol.usernames import is_valid_username
 
 LABEL_IDENTITY = "cv1/identity"
 LABEL_MEMBERSHIP = "cv1/membership"
@@ -129,7 +130,8 @@ def _hex64(v: Any) -> bool:
 
 
 def _username(v: Any) -> bool:
-    return isinstance(v, str) and 0 < len(v) <= MAX_USERNAME_CHARS and v.isprintable()
+    # The server's own alphabet: a record naming anyone else is not one of its accounts.
+    return is_valid_username(v)
 
 
 def _b64(size: int | None = None, *, allow_empty: bool = False):

@@ -115,7 +115,8 @@ def test_create_list_and_members_over_a_fake_session(world):
     cases = CaseOps(alice)
     case_id = cases.create("R v Smith")
     assert cases.list() == [{"case_id": case_id, "name": "R v Smith", "role": "owner"}]
-    assert cases.members(case_id) == [{"username": "alice", "role": "owner"}]
+    assert cases.members(case_id) == [{"username": "alice", "role": "owner",
+                                       "trust": "verified"}]
     # The creation's own log entry was sent for proof, naming the one shared action.
     (index, expect, _), = log.receipts
     assert index == 1 and expect["action"] == Action.CASE_CREATED
@@ -129,8 +130,10 @@ def test_share_then_members_and_the_receipt_names_the_new_member(world, tmp_path
     case_id = cases.create("R v Jones")
     shared = cases.share(case_id, "bob", role="viewer", fingerprint=None)
     assert shared["first_seen"] is True and shared["verified"] is False
-    assert cases.members(case_id) == [{"username": "alice", "role": "owner"},
-                                      {"username": "bob", "role": "viewer"}]
+    assert shared["trust"] == "unverified"
+    assert cases.members(case_id) == [{"username": "alice", "role": "owner", "trust": "verified"},
+                                      {"username": "bob", "role": "viewer",
+                                       "trust": "unverified"}]
     _, expect, detail = log.receipts[-1]
     assert expect["action"] == Action.MEMBER_ADDED
     assert detail == {"subject": bob.identity().user_id,
