@@ -16,6 +16,7 @@ from client import crypto
 from client.api import field
 from client.auditlog import audit_failure
 from client.errors import AuditVerificationError, NotAMember, NotFound, VaultError
+from client.revocation import RevocationScan
 from client.session import Session
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.events import Action
@@ -31,6 +32,7 @@ from vault.protocol.records import (
     ZERO_HASH,
     IdentityRecord,
     RecordError,
+    open_envelope,
     parse_grant,
 )
 
@@ -151,14 +153,24 @@ class CaseOps:
         return CaseContext(case_id, state, identities, keys, identity.user_id)
 
     def _check_not_rolled_back(self, case_id: str, state: MembershipState) -> None:
-        """The log must extend the head this client saw last; then remember the new head."""
-        seen = self.session.keystore.load_case_head(case_id)
-        if seen is not None:
-            seq, head = seen
+        """The log must extend the head this client saw last and hold the last entry it
+        appended itself (a log served as it was before our own revocation is refused even if
+        this client never loaded the case after revoking); then remember the new head."""
+        keystore = self.session.keystore
+        for known in (keystore.load_case_head(case_id), keystore.load_own_entry(case_id)):
+            if known is None:
+                continue
+            seq, head = known
             if seq >= len(state.entries) or state.entries[seq].entry_hash != head:
                 raise crypto.IntegrityError(
                     f"membership log of case {case_id} (the server rolled it back or forked it)")
-        self.session.keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
+        keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
+
+    def load_for_encryption(self, case_id: str) -> CaseContext:
+        """`load`, then the revocation scan (client.revocation): the context returned has the
+        newest head and generation the audit log proves, or the client refuses (exit 3)."""
+        ctx = self.load(case_id)
+        return RevocationScan(self.session).check(ctx, lambda: self.load(case_id))
 
     def _open_keys(self, case_id: str, state: MembershipState,
                    identities: dict[str, IdentityRecord], grants: list[Any]) -> dict[int, bytes]:
@@ -201,6 +213,8 @@ class CaseOps:
                                             case_key=key, case_id=case_id, generation=0)
         reply = self.session.api.create_case({
             "case_id": case_id, "encrypted_info": b64e(info), "entry": entry, "grant": grant})
+        self.session.keystore.save_own_entry(case_id, 0, open_envelope(LABEL_MEMBERSHIP,
+                                                                       entry).record_hash)
         self.receipt(field(reply, "log_index"), expect={"action": Action.CASE_CREATED,
                                                         "case_id": case_id})
         return case_id
@@ -258,11 +272,16 @@ class CaseOps:
         if checkpoint is not None:
             request["checkpoint"] = checkpoint
         reply = self.session.api.append_membership(check_case_id(ctx.case_id), request)
+        # Accepted: from now on every log of this case must hold this entry (no rollback to
+        # before our own revocation), whether or not the receipt check below completes.
+        own_hash = open_envelope(LABEL_MEMBERSHIP, entry).record_hash
+        self.session.keystore.save_own_entry(ctx.case_id, body["seq"], own_hash)
+        self.session.keystore.save_case_head(ctx.case_id, body["seq"], own_hash)
         return field(reply, "log_index")
 
     def share(self, case_id: str, username: str, *, role: str,
               fingerprint: str | None) -> dict[str, Any]:
-        ctx = self.load(case_id)
+        ctx = self.load_for_encryption(case_id)
         if ctx.role() != "owner":
             raise VaultError("only an owner of the case can share it")
         record, first_seen, verified = self.session.trust.for_sharing(username, fingerprint)
@@ -287,7 +306,7 @@ class CaseOps:
                 "verified": verified}
 
     def revoke(self, case_id: str, username: str) -> dict[str, Any]:
-        ctx = self.load(case_id)
+        ctx = self.load_for_encryption(case_id)
         if ctx.role() != "owner":
             raise VaultError("only an owner of the case can remove members")
         target: Member | None = next(
