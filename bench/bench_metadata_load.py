@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import ROOT, PgSchema, ServerProc, new_lawyer, table
-from client.vault_listing import LIST_PAGE_SIZE
+from client.files.paging import LIST_PAGE_SIZE
 
 P99_GOAL_MS = 250.0
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}

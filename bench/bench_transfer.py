@@ -94,7 +94,7 @@ def _cli(server: ServerProc, home: Path, case_id: str, src: Path, work: Path,
 
 def _plain(server: ServerProc, vault, case_id: str, src: Path, work: Path) -> dict[str, float]:
     """Raw bytes over the same routes; a manifest is still signed because completion needs it."""
-    from client.vault_files import PART_SIZE
+    from client.files.upload import PART_SIZE
     from vault.protocol.encoding import b64e
     from vault.protocol.ids import new_id
     from vault.protocol.records import LABEL_MANIFEST, manifest_body

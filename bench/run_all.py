@@ -27,6 +27,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         ("crypto: cv1 vs age vs secretstream", ["bench/bench_crypto.py", *size]),
         ("server upload: peak RSS 16 MiB vs large", ["bench/bench_server_upload.py", *size]),
         ("transfer: CLI vs age vs plain HTTP", ["-m", "bench.bench_transfer", *size]),
+        ("restic vs CaseVault: large file, folder of documents",
+         ["-m", "bench.bench_vs_restic", *(["--small"] if q else [])]),
         ("metadata: 10,000-file list under load, logins",
          ["-m", "bench.bench_metadata_load", "--files", "1000" if q else "10000",
           "--seconds", "3" if q else "10", "--logins", "5" if q else "20"]),

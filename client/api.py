@@ -1,4 +1,6 @@
-"""HTTP transport to a CaseVault server: problem+json -> client exceptions, streaming transfers.
+"""The CaseVault server's HTTP API as the client calls it: one method per endpoint (every URL the
+client uses is written in this module), problem+json -> client exceptions in one function
+(error_from_response, with the table in client.errors), streaming transfers.
 
 The server is not trusted with content, but the transport still refuses plain http to anything
 other than a loopback address, so a bearer token never crosses a network in clear.
@@ -14,124 +16,42 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from client.errors import (  # noqa: F401 - re-exported: callers catch them as client.api.X
+    ERRORS_BY_CODE,
+    PLAIN_MESSAGE,
+    ApiError,
+    BlobDamaged,
+    Conflict,
+    Forbidden,
+    InsecureTransport,
+    InsufficientStorage,
+    InvalidCredentials,
+    InvalidRequest,
+    InviteRequired,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+    QuotaExceeded,
+    RateLimited,
+    ServerError,
+    SessionExpired,
+    Unreachable,
+    UsernameTaken,
+    error_class,
+)
+from vault.protocol.cursor import format_cursor
+
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 # Transfers may sit on a slow line; a long read timeout, the same connect timeout.
 TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 
 
-class ApiError(Exception):
-    """The server answered with an error. `code` is the stable slug of its problem+json."""
+def error_from_response(response: httpx.Response, *, with_session: bool = False) -> ApiError:
+    """The one translation of an error reply (problem+json) into a client exception.
 
-    message = "the server refused the request"
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        code: str = "error",
-        status: int = 0,
-        problem: dict[str, Any] | None = None,
-    ) -> None:
-        self.detail = detail or self.message
-        self.code = code
-        self.status = status
-        self.problem = problem or {}
-        super().__init__(self.detail)
-
-
-class InvalidRequest(ApiError):
-    message = "the server rejected the request as invalid"
-
-
-class NotAuthenticated(ApiError):
-    message = "not logged in or the session expired; run `casevault login`"
-
-
-class InvalidCredentials(ApiError):
-    message = "wrong username, passphrase or code"
-
-
-class Forbidden(ApiError):
-    message = "you are not allowed to do that"
-
-
-class InviteRequired(Forbidden):
-    message = "registration needs a valid invite code"
-
-
-class NotFound(ApiError):
-    message = "not found (or you are not a member of that case)"
-
-
-class Conflict(ApiError):
-    message = "conflict with the current state on the server; try again"
-
-
-class UsernameTaken(Conflict):
-    message = "that username is taken"
-
-
-class PayloadTooLarge(ApiError):
-    message = "the server refused the size of the upload"
-
-
-class RateLimited(ApiError):
-    message = "too many attempts; wait and try again"
-
-    @property
-    def retry_after(self) -> int | None:
-        value = self.problem.get("retry_after")
-        return value if isinstance(value, int) else None
-
-
-class ServerError(ApiError):
-    message = "the server failed; quote the request id to the operator"
-
-
-class BlobDamaged(ServerError):
-    message = "the server's stored copy of the file is damaged or missing"
-
-
-class Unreachable(ApiError):
-    message = "the server is unreachable"
-
-
-class InsecureTransport(ApiError):
-    message = "refusing plain http to a non-loopback address; use https"
-
-
-# The one table: problem `code` -> exception class. Unknown codes fall back by status.
-ERRORS_BY_CODE: dict[str, type[ApiError]] = {
-    "invalid_request": InvalidRequest,
-    "weak_kdf_parameters": InvalidRequest,
-    "invalid_identity_record": InvalidRequest,
-    "not_authenticated": NotAuthenticated,
-    "invalid_credentials": InvalidCredentials,
-    "forbidden": Forbidden,
-    "invite_required": InviteRequired,
-    "not_found": NotFound,
-    "conflict": Conflict,
-    "username_taken": UsernameTaken,
-    "payload_too_large": PayloadTooLarge,
-    "rate_limited": RateLimited,
-    "unavailable": ServerError,
-    "blob_damaged": BlobDamaged,
-    "internal_error": ServerError,
-}
-_ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
-    400: InvalidRequest,
-    401: NotAuthenticated,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    412: Conflict,
-    413: PayloadTooLarge,
-    422: InvalidRequest,
-    429: RateLimited,
-}
-
-
-def error_from_response(response: httpx.Response) -> ApiError:
+    `with_session`: the request carried the saved session's token, so a 401 means that session
+    expired or was ended (SessionExpired), not that the user never logged in.
+    """
     problem: dict[str, Any] = {}
     try:
         body = response.json()
@@ -140,17 +60,16 @@ def error_from_response(response: httpx.Response) -> ApiError:
     except ValueError:
         pass
     code = problem.get("code") if isinstance(problem.get("code"), str) else ""
-    cls = ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(response.status_code)
-    if cls is None:
-        cls = ServerError if response.status_code >= 500 else ApiError
+    cls = error_class(code, response.status_code)
+    if with_session and cls is NotAuthenticated:
+        cls = SessionExpired
     if "Retry-After" in response.headers and "retry_after" not in problem:
         with contextlib.suppress(ValueError):
             problem["retry_after"] = int(response.headers["Retry-After"])
     detail = problem.get("detail") if isinstance(problem.get("detail"), str) else None
     if cls is ServerError and isinstance(problem.get("request_id"), str):
         detail = f"the server failed (request id {problem['request_id']})"
-    # Generic classes keep their own message: a lawyer gets the plain sentence, not the slug.
-    if cls in (NotAuthenticated, InvalidCredentials, NotFound, RateLimited, BlobDamaged):
+    if issubclass(cls, PLAIN_MESSAGE):
         detail = None
     return cls(detail, code=code or f"http_{response.status_code}", status=response.status_code,
                problem=problem)
@@ -181,8 +100,32 @@ def seg(value: str | int) -> str:
     return quote(str(value), safe="")
 
 
+def field(reply: Any, key: str) -> Any:
+    """`reply[key]` of a JSON object reply, None for anything else: the caller checks the type,
+    because a server that sends something other than an object is not trusted either."""
+    return reply.get(key) if isinstance(reply, dict) else None
+
+
+# The audit log's read endpoints. client.auditlog takes one `get_json(path, params)` function
+# (tests hand it a hostile transport) and names these paths in the evidence it saves.
+LOG_KEY = "/v1/log/key"
+LOG_CHECKPOINT = "/v1/log/checkpoint"
+LOG_CONSISTENCY_PROOF = "/v1/log/proof/consistency"
+LOG_INCLUSION_PROOF = "/v1/log/proof/inclusion"
+LOG_ENTRIES = "/v1/log/entries"
+
+
+def case_path(case_id: str, rest: str = "") -> str:
+    return f"/v1/cases/{seg(case_id)}{rest}"
+
+
+def upload_path(case_id: str, upload_id: str, rest: str = "") -> str:
+    return case_path(case_id, f"/uploads/{seg(upload_id)}{rest}")
+
+
 class Api:
-    """Thin JSON client over httpx. Methods return decoded JSON or raise an ApiError."""
+    """The server's HTTP API: one method per endpoint (every URL of the client is in this
+    module), each returning the decoded reply or raising an ApiError subclass."""
 
     def __init__(
         self,
@@ -226,7 +169,7 @@ class Api:
             raise Unreachable(f"the server at {self.server} is unreachable",
                               code="unreachable") from exc
         if response.status_code >= 400:
-            raise error_from_response(response)
+            raise error_from_response(response, with_session=self.token is not None)
         return response
 
     def request(self, method: str, path: str, *, json: Any = None,
@@ -296,7 +239,7 @@ class Api:
                     return 0
                 if response.status_code >= 400:
                     response.read()
-                    raise error_from_response(response)
+                    raise error_from_response(response, with_session=self.token is not None)
                 if headers_out is not None:
                     headers_out.update({k.lower(): v for k, v in response.headers.items()})
                 skip = offset if (offset and response.status_code == 200) else 0
@@ -317,3 +260,85 @@ class Api:
             raise Unreachable("the connection broke during the download",
                               code="unreachable") from exc
         return received
+
+    # ------------------------------------------------------------ accounts and sessions
+
+    def register(self, body: dict[str, Any]) -> Any:
+        return self.post("/v1/accounts/register", body)
+
+    def activate(self, body: dict[str, Any]) -> Any:
+        return self.post("/v1/accounts/activate", body)
+
+    def prelogin(self, username: str) -> Any:
+        return self.post("/v1/accounts/prelogin", {"username": username})
+
+    def login(self, body: dict[str, Any]) -> Any:
+        return self.post("/v1/auth/login", body)
+
+    def logout(self) -> Any:
+        return self.post("/v1/auth/logout")
+
+    def me(self) -> Any:
+        return self.get("/v1/me")
+
+    def recovery_begin(self, body: dict[str, Any]) -> Any:
+        return self.post("/v1/accounts/recovery/begin", body)
+
+    def recovery_complete(self, body: dict[str, Any]) -> Any:
+        return self.post("/v1/accounts/recovery/complete", body)
+
+    def user_identity(self, username: str) -> Any:
+        return self.get(f"/v1/users/{seg(username)}/identity")
+
+    # ------------------------------------------------------------ cases
+
+    def list_cases(self) -> Any:
+        return self.get("/v1/cases")
+
+    def create_case(self, body: dict[str, Any]) -> Any:
+        return self.post("/v1/cases", body)
+
+    def membership(self, case_id: str) -> Any:
+        return self.get(case_path(case_id, "/membership"))
+
+    def append_membership(self, case_id: str, body: dict[str, Any]) -> Any:
+        return self.post(case_path(case_id, "/membership"), body)
+
+    def grants(self, case_id: str) -> Any:
+        return self.get(case_path(case_id, "/grants"))
+
+    # ------------------------------------------------------------ files
+
+    def files_page(self, case_id: str, *, limit: int, after: tuple[str, int] | None) -> Any:
+        """One page of the case's versions, after the (file_id, version) of the last page."""
+        cursor = format_cursor(*after) if after is not None else None
+        return self.list_page(case_path(case_id, "/files"), limit=limit, after=cursor)
+
+    def create_upload(self, case_id: str, body: dict[str, Any]) -> Any:
+        return self.post(case_path(case_id, "/uploads"), body)
+
+    def upload_status(self, case_id: str, upload_id: str) -> Any:
+        return self.get(upload_path(case_id, upload_id))
+
+    def upload_part(self, case_id: str, upload_id: str, number: int,
+                    body: bytes | Iterator[bytes], *, sha256: str, length: int) -> Any:
+        # An explicit length: the server checks it, and slices are not sent chunked.
+        return self.put_bytes(upload_path(case_id, upload_id, f"/parts/{number}"), body,
+                              headers={"X-Part-SHA256": sha256, "Content-Length": str(length)})
+
+    def complete_upload(self, case_id: str, upload_id: str, body: dict[str, Any]) -> Any:
+        return self.post(upload_path(case_id, upload_id, "/complete"), body)
+
+    def abort_upload(self, case_id: str, upload_id: str) -> Any:
+        return self.delete(upload_path(case_id, upload_id))
+
+    def download_blob(self, case_id: str, file_id: str, version: int,
+                      sink: Callable[[bytes], None], *, offset: int, expected_size: int,
+                      headers_out: dict[str, str]) -> int:
+        path = case_path(case_id, f"/files/{seg(file_id)}/versions/{int(version)}/blob")
+        return self.download(path, sink, offset=offset, expected_size=expected_size,
+                             headers_out=headers_out)
+
+    def delete_file(self, case_id: str, file_id: str, tombstone: dict[str, Any]) -> Any:
+        return self.post(case_path(case_id, f"/files/{seg(file_id)}/tombstone"),
+                         {"tombstone": tombstone})

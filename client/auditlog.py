@@ -9,7 +9,8 @@ State in the client's home folder:
 - evidence/        what the server showed when verification failed (both checkpoints, proofs):
                    two validly signed inconsistent checkpoints prove a fork to anyone.
 
-The transport is one function `get_json(path, params) -> object` (for example `Api.get`).
+The transport is one function `get_json(path, params) -> object` (for example `Api.get`), so a
+test can put a hostile server behind it; the paths are client.api's LOG_* endpoints.
 """
 
 from __future__ import annotations
@@ -20,11 +21,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from client.api import NotAuthenticated, Unreachable
+from client.api import (
+    LOG_CHECKPOINT,
+    LOG_CONSISTENCY_PROOF,
+    LOG_ENTRIES,
+    LOG_INCLUSION_PROOF,
+    LOG_KEY,
+    field,
+)
+from client.errors import AuditVerificationError, IntegrityError, NotAuthenticated, Unreachable
 from client.keystore import atomic_write_bytes
 from vault.protocol import merkle
 from vault.protocol.checkpoint import Checkpoint, NoteError, NoteVerifier, open_checkpoint
 from vault.protocol.encoding import EncodingError, b64d, b64e, parse_canonical
+from vault.protocol.events import Action
 
 GetJson = Callable[[str, dict[str, Any]], Any]
 
@@ -36,17 +46,9 @@ EVIDENCE_DIR = "evidence"
 _PAGE = 1000
 
 
-class AuditVerificationError(Exception):
-    """The server's log failed verification; `evidence` is the file that records what it showed."""
-
-    def __init__(self, problem: str, evidence: Path | None = None) -> None:
-        self.problem = problem
-        self.evidence = evidence
-        where = f" (evidence saved to {evidence})" if evidence else ""
-        super().__init__(f"audit log verification failed: {problem}{where}")
-
-
 class AuditLog:
+    """The log verifier: pinned key and checkpoint, receipts, proofs and evidence."""
+
     def __init__(self, home: Path | str, get_json: GetJson) -> None:
         self.home = Path(home)
         self._get = get_json
@@ -118,7 +120,7 @@ class AuditLog:
         pinned = self._read(LOG_KEY_FILE)
         if pinned is not None:
             return NoteVerifier(pinned["origin"], b64d(pinned["public_key"]))
-        served = self._get("/v1/log/key", {})
+        served = self._get(LOG_KEY, {})
         try:
             verifier = NoteVerifier(served["origin"], b64d(served["public_key"]))
         except (KeyError, TypeError, NoteError, EncodingError) as exc:
@@ -151,11 +153,11 @@ class AuditLog:
     def _consistency(self, old: Checkpoint, new: Checkpoint, new_text: str,
                      **evidence: Any) -> None:
         reply = self._fetch(
-            "/v1/log/proof/consistency",
+            LOG_CONSISTENCY_PROOF,
             {"first": old.size, "second": new.size},
             f"a consistency proof from size {old.size} to {new.size}",
         )
-        proof = _hashes(reply.get("proof") if isinstance(reply, dict) else None)
+        proof = _hashes(field(reply, "proof"))
         if proof is None or not merkle.verify_consistency(
             old.size, new.size, old.root_hash, new.root_hash, proof
         ):
@@ -168,8 +170,8 @@ class AuditLog:
 
     def refresh(self) -> Checkpoint:
         """Fetch the latest checkpoint, prove it extends the pinned one, and pin it."""
-        reply = self._fetch("/v1/log/checkpoint", {}, "its latest checkpoint")
-        text = reply.get("checkpoint") if isinstance(reply, dict) else None
+        reply = self._fetch(LOG_CHECKPOINT, {}, "its latest checkpoint")
+        text = field(reply, "checkpoint")
         new = self._open(text, "the server's checkpoint")
         current = self.pinned()
         if current is not None:
@@ -194,11 +196,11 @@ class AuditLog:
 
     def _prove_inclusion(self, index: int, leaf: bytes, head: Checkpoint, what: str) -> None:
         reply = self._fetch(
-            "/v1/log/proof/inclusion",
+            LOG_INCLUSION_PROOF,
             {"index": index, "size": head.size},
             f"an inclusion proof for index {index} at size {head.size}",
         )
-        proof = _hashes(reply.get("proof") if isinstance(reply, dict) else None)
+        proof = _hashes(field(reply, "proof"))
         if proof is None or not merkle.verify_inclusion(
             leaf, index, head.size, proof, head.root_hash
         ):
@@ -237,9 +239,9 @@ class AuditLog:
             raise self._fail(f"the server gave no log index for own {action}",
                              received=repr(index)[:200])
         reply = self._fetch(
-            "/v1/log/entries", {"start": index, "end": index + 1}, f"own entry {index}"
+            LOG_ENTRIES, {"start": index, "end": index + 1}, f"own entry {index}"
         )
-        rows = reply.get("entries") if isinstance(reply, dict) else None
+        rows = field(reply, "entries")
         if not rows or rows[0].get("index") != index:
             raise self._fail(f"the server did not return own action at index {index}")
         entry = _b64_entry(rows[0].get("entry"))
@@ -260,9 +262,9 @@ class AuditLog:
         lost. The caller still proves it with `fetch_receipt`."""
         cursor: int | None = start
         while cursor is not None:
-            reply = self._fetch("/v1/log/entries", {"start": cursor, "limit": _PAGE},
+            reply = self._fetch(LOG_ENTRIES, {"start": cursor, "limit": _PAGE},
                                 "your own entries")
-            rows = reply.get("entries") if isinstance(reply, dict) else None
+            rows = field(reply, "entries")
             if not isinstance(rows, list):
                 raise self._fail("the server sent a malformed entry list")
             for row in rows:
@@ -352,7 +354,7 @@ class AuditLog:
         found = None
         for index, entry, record, _actor in self._case_rows(case_id, head):
             detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
-            if (record.get("action") == "case:member:added"
+            if (record.get("action") == Action.MEMBER_ADDED
                     and detail.get("subject") == member_id and detail.get("seq") == added_seq):
                 found = (index, entry, detail)
         if found is None:
@@ -374,11 +376,11 @@ class AuditLog:
         start: int | None = 0
         while start is not None:
             reply = self._fetch(
-                "/v1/log/entries",
+                LOG_ENTRIES,
                 {"case_id": case_id, "start": start, "end": head.size, "limit": _PAGE},
                 f"the entries of case {case_id}",
             )
-            rows = reply.get("entries") if isinstance(reply, dict) else None
+            rows = field(reply, "entries")
             if not isinstance(rows, list):
                 raise self._fail("the server sent a malformed entry list")
             for row in rows:
@@ -393,6 +395,12 @@ class AuditLog:
                 start = index + 1
             nxt = reply.get("next")
             start = nxt if isinstance(nxt, int) and nxt < head.size and rows else None
+
+
+def audit_failure(exc: AuditVerificationError, what: str) -> IntegrityError:
+    """One verification error naming the problem and where its evidence was saved."""
+    where = f"; evidence saved to {exc.evidence}" if exc.evidence else ""
+    return IntegrityError(f"audit log {what} ({exc.problem}{where})")
 
 
 def _hashes(values: Any) -> list[bytes] | None:
@@ -419,4 +427,4 @@ def _parse_entry(entry: bytes) -> dict[str, Any]:
         raise AuditVerificationError("a log entry is not a canonical record") from exc
 
 
-__all__ = ["AuditLog", "AuditVerificationError"]
+__all__ = ["AuditLog", "AuditVerificationError", "audit_failure"]

@@ -36,6 +36,8 @@ from typing import Any
 
 import platformdirs
 
+from client.errors import KeystoreError
+
 HOME_ENV = "CASEVAULT_HOME"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -50,10 +52,6 @@ _TOTP_USED = "totp_used.json"
 TOTP_CODE_LIFETIME = 90
 _TRANSFERS = "transfers"
 _CASES = "cases"
-
-
-class KeystoreError(Exception):
-    """Local state is missing, unreadable or unsafe."""
 
 
 def default_home() -> Path:

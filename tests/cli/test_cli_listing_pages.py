@@ -9,7 +9,8 @@ import functools
 import httpx
 import pytest
 
-from client import cli, vault_listing
+from client.cli import commands as cli
+from client.files import paging
 from client.vault import Vault
 
 PASSPHRASE = "correct horse battery staple"
@@ -65,7 +66,7 @@ def test_ls_and_get_across_pages(eight_files, monkeypatch) -> None:
     whole = alice.json("ls", case_id)  # the default page of 1000 holds the whole case
     assert len(whole) == 8
 
-    monkeypatch.setattr(vault_listing, "LIST_PAGE_SIZE", PAGE)
+    monkeypatch.setattr(paging, "LIST_PAGE_SIZE", PAGE)
     net = ListingNetwork()
     vault = Vault(str(alice.home), passphrase=PASSPHRASE, transport=net)
     assert vault.ls(case_id) == whole
@@ -89,7 +90,7 @@ def test_ls_and_get_across_pages(eight_files, monkeypatch) -> None:
 
 def test_ls_exits_3_when_next_loops(eight_files, monkeypatch, capsys) -> None:
     alice, case_id, put = eight_files
-    monkeypatch.setattr(vault_listing, "LIST_PAGE_SIZE", PAGE)
+    monkeypatch.setattr(paging, "LIST_PAGE_SIZE", PAGE)
     net = ListingNetwork(loop=True)
     monkeypatch.setattr(cli, "Vault", functools.partial(Vault, transport=net))
     for key, value in alice.env().items():

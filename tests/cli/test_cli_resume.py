@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client import crypto, vault_files
+from client import crypto
 from client.api import Unreachable
+from client.files import upload
 from client.vault import Vault
 
 PASSPHRASE = "correct horse battery staple"
@@ -110,7 +111,7 @@ def test_interrupted_upload_resumes_sending_only_missing_parts(lawyers, network,
     path.write_bytes(data)
 
     # Small parts so the file has several; the network drops after two of them.
-    monkeypatch.setattr(vault_files, "PART_SIZE", 256 * 1024)
+    monkeypatch.setattr(upload, "PART_SIZE", 256 * 1024)
     first = network(parts_before_drop=2)
     with pytest.raises(Unreachable):
         Vault(str(alice.home), passphrase=PASSPHRASE, transport=first).put(case_id, [path])
@@ -120,7 +121,7 @@ def test_interrupted_upload_resumes_sending_only_missing_parts(lawyers, network,
     assert any(name.endswith(".json") for name in _transfer_files(alice.home))
 
     # A later run (even one whose default part size changed) resumes the announced upload.
-    monkeypatch.setattr(vault_files, "PART_SIZE", 8 * 1024 * 1024)
+    monkeypatch.setattr(upload, "PART_SIZE", 8 * 1024 * 1024)
     second = network()
     (result,) = Vault(str(alice.home), passphrase=PASSPHRASE, transport=second).put(
         case_id, [path])

@@ -14,7 +14,7 @@ from attack_kit import bearer, resigned, seal_file
 
 from client.crypto.errors import IntegrityError
 from client.crypto.seal import verify_download_manifest
-from client.vault_errors import VaultError
+from client.errors import VaultError
 from vault.protocol.ids import new_id
 from vault.protocol.records import LABEL_MANIFEST, manifest_body, sha256_hex
 

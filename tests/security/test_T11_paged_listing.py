@@ -17,10 +17,10 @@ import httpx
 import pytest
 from attack_kit import PASSPHRASE
 
-from client import vault_listing
 from client.crypto.errors import IntegrityError
+from client.errors import VaultError
+from client.files import paging
 from client.vault import Vault
-from client.vault_errors import VaultError
 
 PAGE = 3
 Rewrite = Callable[[list[dict], int, str | None], dict]
@@ -70,7 +70,7 @@ def honest_page(versions: list[dict], limit: int, after: str | None) -> dict:
 
 @pytest.fixture
 def paged(monkeypatch):
-    monkeypatch.setattr(vault_listing, "LIST_PAGE_SIZE", PAGE)
+    monkeypatch.setattr(paging, "LIST_PAGE_SIZE", PAGE)
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def test_T11_a_next_after_a_short_or_empty_page_is_refused(eight_files):
 
 def test_T11_endless_invented_pages_stop_at_the_bound(eight_files, monkeypatch):
     alice, case_id = eight_files
-    monkeypatch.setattr(vault_listing, "MAX_LISTED_VERSIONS", 12)
+    monkeypatch.setattr(paging, "MAX_LISTED_VERSIONS", 12)
 
     def endless(versions, limit, after):
         # Every page is full and strictly after the last: made-up file ids that keep rising.

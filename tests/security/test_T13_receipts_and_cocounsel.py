@@ -13,8 +13,8 @@ import pytest
 from attack_kit import log_entries, rewrite_log
 
 from client.auditlog import AuditLog, AuditVerificationError
+from client.cases import CaseOps
 from client.crypto.errors import IntegrityError
-from client.vault_cases import CaseOps
 from vault.api.routes import cases as case_routes
 from vault.errors import ServiceUnavailable
 from vault.protocol import merkle
@@ -51,7 +51,7 @@ def test_T13_own_actions_leave_receipts_that_reverify(world):
         "case:member:added", "case:member:removed",
     ]
     assert {r["case_id"] for r in receipts} == {case_id}
-    summary = CaseOps(alice).audit_log().verify_all()
+    summary = alice.session.audit_log().verify_all()
     assert summary["receipts"] == 5 and summary["log_size"] > receipts[-1]["index"]
     # Each receipt is the leaf the server logged for that action.
     stored = log_entries(world[5])
@@ -66,16 +66,16 @@ def test_T13_server_pointing_a_receipt_elsewhere_is_caught(world):
     # The server answers an upload with the index of some other event (here the creation).
     other = next(i for i, e in enumerate(log_entries(url)) if b"case:case:created" in e[0])
     with pytest.raises(IntegrityError, match="does not match action"):
-        CaseOps(alice).receipt(other, expect={"action": "file:version:uploaded",
+        CaseOps(alice.session).receipt(other, expect={"action": "file:version:uploaded",
                                               "case_id": case_id, "file_id": file_id})
     assert any("does not match action" in text for text in _evidence(alice))
     with pytest.raises(IntegrityError, match="no log index"):
-        CaseOps(alice).receipt(None, expect={"action": "file:version:uploaded"})
+        CaseOps(alice.session).receipt(None, expect={"action": "file:version:uploaded"})
 
 
 def test_T13_rewritten_own_action_fails_verify(world):
     alice, bob, case_id, _, _, url = world
-    CaseOps(alice).audit_log().verify_all()
+    alice.session.audit_log().verify_all()
     entries = log_entries(url)
     index = _receipts(alice)[1]["index"]
     entry, *rest = entries[index]
@@ -83,7 +83,7 @@ def test_T13_rewritten_own_action_fails_verify(world):
     rewrite_log(url, entries)
     bob.create_case("R v Later")  # the log moves on past Alice's pin
     with pytest.raises(AuditVerificationError, match="not an extension") as caught:
-        CaseOps(alice).audit_log().verify_all()
+        alice.session.audit_log().verify_all()
     assert caught.value.evidence.exists()
     assert "pinned checkpoint" in caught.value.evidence.read_text()
 
@@ -140,7 +140,7 @@ def test_T13_server_stripping_the_sharer_checkpoint_is_caught(world, monkeypatch
 
 def test_T13_forged_checkpoint_in_share_is_refused(world, lawyer):
     alice, _, case_id, _, _, _ = world
-    ops = CaseOps(alice)
+    ops = CaseOps(alice.session)
     ctx = ops.load(case_id)
     record = alice.trust_store.for_sharing("bob", None)[0]
     from client import crypto

@@ -8,7 +8,7 @@ from attack_kit import run_sql
 
 from client.crypto.errors import IntegrityError
 from client.crypto.seal import unwrap_file_key
-from client.vault_cases import NotAMember
+from client.errors import NotAMember
 from vault.protocol.encoding import b64d
 
 

@@ -9,8 +9,8 @@ import pytest
 from attack_kit import PASSPHRASE, all_file_bytes, encodings_of
 
 from client.crypto.kdf import KdfParams, derive_account_keys
+from client.errors import VaultError
 from client.vault import Vault
-from client.vault_errors import VaultError
 from vault.protocol.encoding import b64d
 
 

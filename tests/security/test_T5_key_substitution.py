@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from attack_kit import make_identity, run_sql
 
-from client.vault_errors import FingerprintMismatch, KeyChanged
+from client.errors import FingerprintMismatch, KeyChanged
 from vault.protocol.records import safety_number
 
 

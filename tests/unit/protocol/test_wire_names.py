@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 # The packages whose code must use the names. Adding "client" here extends the rule to it.
-SCANNED = ("vault",)
+SCANNED = ("vault", "client")
 DEFINITION = ROOT / "vault" / "protocol" / "events.py"
 ACTION_SHAPE = re.compile(r"^(account|case|file|audit):[a-z_]+:[a-z_]+$")
 

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from client.api import Api, NotFound, seg
+from client.api import Api, field
 from client.crypto import IntegrityError
+from client.errors import FingerprintMismatch, KeyChanged, NotFound, UnknownUser, VaultError
 from client.keystore import Keystore, Pin
-from client.vault_errors import FingerprintMismatch, KeyChanged, UnknownUser, VaultError
 from vault.protocol.encoding import EncodingError
 from vault.protocol.records import (
     IdentityRecord,
@@ -25,6 +25,8 @@ from vault.protocol.records import (
 
 
 class TrustStore:
+    """The pinned keys of colleagues (in the keystore) checked against the server's directory."""
+
     def __init__(self, keystore: Keystore, api: Callable[[], Api]) -> None:
         self._keystore = keystore
         self._api = api
@@ -32,11 +34,10 @@ class TrustStore:
     def fetch(self, username: str) -> IdentityRecord:
         """The directory's current record for `username`, self-signature checked."""
         try:
-            reply = self._api().get(f"/v1/users/{seg(username)}/identity")
+            reply = self._api().user_identity(username)
         except NotFound as exc:
             raise UnknownUser(username) from exc
-        return _verified(reply.get("identity") if isinstance(reply, dict) else None,
-                         username=username)
+        return _verified(field(reply, "identity"), username=username)
 
     def pin(self, record: IdentityRecord, *, verified: bool, replace: bool = False) -> Pin:
         existing = self._keystore.pin(record.username)

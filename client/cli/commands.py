@@ -1,8 +1,6 @@
-"""`casevault`: the lawyer's command line. Presentation and exit codes only; the work is in
-client.vault. The contract (commands, flags, environment, --json keys) is DESIGN.md section 6.
-
-Exit codes: 0 success, 1 error, 2 usage, 3 something failed verification (a file, a key, a log),
-4 a colleague's key changed and needs `casevault trust`.
+"""`casevault`: the lawyer's command line. Argument parsing and presentation only; the work is
+in the operations behind client.vault; exit codes come from client.cli.exits. The contract
+(commands, flags, environment, --json keys) is DESIGN.md section 6.
 """
 
 from __future__ import annotations
@@ -16,29 +14,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from client import cli_output as out
-from client.api import ApiError
-from client.auditlog import AuditVerificationError
-from client.crypto.errors import IntegrityError
-from client.crypto.kdf import InvalidRecoveryCode
-from client.keystore import KeystoreError
-from client.vault import KeyChanged, Vault, VaultError
-from client.vault_cases import CaseOps, audit_failure
-from client.vault_errors import ServerCopyDamaged
+from client.cli import output as out
+from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
+from client.vault import Vault
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTEGRITY = 3
-EXIT_KEY_CHANGED = 4
+__all__ = ["EXIT_INTEGRITY", "EXIT_OK", "Vault", "main"]
 
 PASSPHRASE_ENV = "CASEVAULT_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 TOTP_ENV = "CASEVAULT_TOTP"
 SERVER_ENV = "CASEVAULT_SERVER"
-
-
-class UsageError(Exception):
-    """A mistake on the command line or at a prompt."""
 
 
 # ---------------------------------------------------------------- prompts
@@ -215,10 +199,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
     vault = _vault(args)
     if args.verify:
         # The whole chain: the pin advanced by a consistency proof, every receipt re-proven.
-        try:
-            summary = CaseOps(vault).audit_log().verify_all()
-        except AuditVerificationError as exc:
-            raise audit_failure(exc, "and your receipts") from exc
+        summary = vault.verify_log()
         if args.case_id is None:
             moved = (f" (advanced from {summary['previous_size']} through a consistency proof)"
                      if summary["previous_size"] not in (None, summary["log_size"]) else "")
@@ -352,19 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.safety_number = " ".join(args.safety_number)
     try:
         args.func(args)
-    except KeyChanged as exc:
-        return out.fail(str(exc), EXIT_KEY_CHANGED)
-    except IntegrityError as exc:
-        return out.fail(f"IntegrityError: {exc}", EXIT_INTEGRITY)
-    except ServerCopyDamaged as exc:
-        return out.fail(str(exc), EXIT_INTEGRITY)
-    except (VaultError, ApiError, KeystoreError, UsageError, InvalidRecoveryCode) as exc:
-        return out.fail(str(exc), EXIT_ERROR)
-    except KeyboardInterrupt:
-        return out.fail("interrupted", 130)
-    except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        return out.fail(f"{exc.strerror or exc}{where}", EXIT_ERROR)
+    except BaseException as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise  # a bug, or SystemExit: not ours to turn into one line
+        return out.fail(message(exc), code)
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ have a next one. The cursor therefore rises with every page, so a server cannot 
 ask for the same page twice; MAX_LISTED_VERSIONS bounds a server that invents entries forever.
 
 What paging cannot show is a page the server leaves out; the per-file memory of verified
-versions (client/vault_history.py) is what catches a hidden file the client has seen before.
+versions (client/files/history.py) is what catches a hidden file the client has seen before.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from client import crypto
-from client.vault_errors import VaultError
+from client.errors import VaultError
+from vault.protocol.cursor import format_cursor
 from vault.protocol.ids import is_valid_id
 
 # Versions per request: a 10,000-file case is ten short requests instead of one long one that
@@ -28,7 +29,8 @@ LIST_PAGE_SIZE = 1000
 MAX_LISTED_VERSIONS = 1_000_000
 
 Key = tuple[str, int]
-PageFetcher = Callable[[int, str | None], Any]
+# `fetch(limit, after)`: one page after the (file_id, version) cursor (None for the first).
+PageFetcher = Callable[[int, Key | None], Any]
 
 
 def _key(entry: object, what: str) -> Key:
@@ -65,7 +67,7 @@ def check_page(reply: object, *, limit: int, after: Key | None,
     # Present and not null: a full page whose last entry is where the next page starts.
     if not versions or len(versions) != limit or last is None:
         raise crypto.IntegrityError(what)
-    if nxt != f"{last[0]}:{last[1]}":
+    if nxt != format_cursor(*last):
         raise crypto.IntegrityError(what)
     return versions, last
 
@@ -80,8 +82,7 @@ def fetch_all_versions(fetch: PageFetcher, *, case_id: str,
     versions: list[dict[str, Any]] = []
     cursor: Key | None = None
     while True:
-        after = f"{cursor[0]}:{cursor[1]}" if cursor is not None else None
-        page, cursor = check_page(fetch(page_size, after), limit=page_size, after=cursor,
+        page, cursor = check_page(fetch(page_size, cursor), limit=page_size, after=cursor,
                                   what=what)
         versions.extend(page)
         if cursor is None:

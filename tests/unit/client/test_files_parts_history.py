@@ -10,8 +10,8 @@ import os
 import pytest
 
 from client.crypto.errors import IntegrityError
-from client.vault_history import check_listing
-from client.vault_upload import PartWriter
+from client.files.history import check_listing
+from client.files.parts import PartWriter
 
 
 def test_part_writer_hashes_every_part_as_written() -> None:

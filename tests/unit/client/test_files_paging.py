@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from client.crypto.errors import IntegrityError
-from client.vault_listing import check_page, fetch_all_versions
+from client.files.paging import check_page, fetch_all_versions
 
 A, B = "a" * 32, "b" * 32
 
@@ -35,7 +35,7 @@ def test_malformed_pages_are_integrity_errors(reply):
 
 
 def test_joined_pages_ask_from_each_next():
-    pages = {None: _page((A, 1), (A, 2), next_=f"{A}:2"), f"{A}:2": _page((B, 1))}
+    pages = {None: _page((A, 1), (A, 2), next_=f"{A}:2"), (A, 2): _page((B, 1))}
     asked = []
 
     def fetch(limit, after):
@@ -44,4 +44,4 @@ def test_joined_pages_ask_from_each_next():
 
     got = fetch_all_versions(fetch, case_id="c", page_size=2)
     assert [(v["file_id"], v["version"]) for v in got] == [(A, 1), (A, 2), (B, 1)]
-    assert asked == [(2, None), (2, f"{A}:2")]
+    assert asked == [(2, None), (2, (A, 2))]

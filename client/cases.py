@@ -8,16 +8,17 @@ generation links down to generation 0.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from client import crypto
-from client.api import Api, NotFound, seg
-from client.auditlog import AuditLog, AuditVerificationError
-from client.vault_errors import VaultError
+from client.api import field
+from client.auditlog import audit_failure
+from client.errors import AuditVerificationError, NotAMember, NotFound, VaultError
+from client.session import Session
 from vault.protocol.encoding import EncodingError, b64d, b64e
+from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
 from vault.protocol.membership import (
     Member,
@@ -32,14 +33,6 @@ from vault.protocol.records import (
     RecordError,
     parse_grant,
 )
-
-if TYPE_CHECKING:
-    from client.vault import Vault
-
-
-class NotAMember(VaultError):
-    def __init__(self, case_id: str) -> None:
-        super().__init__(f"case {case_id} does not exist or you are not a member")
 
 
 @dataclass
@@ -74,30 +67,26 @@ def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def check_case_id(case_id: str) -> str:
+    if not is_valid_id(case_id):
+        raise VaultError(f"{case_id!r} is not a case id (32 hex digits)")
+    return case_id
+
+
 class CaseOps:
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
+    """Cases and their members, over a Session."""
 
-    @property
-    def api(self) -> Api:
-        return self.vault.api
-
-    def _call(self, fn: Any) -> Any:
-        return self.vault._call(fn)
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
     # ------------------------------------------------------------ audit log
-
-    def audit_log(self) -> AuditLog:
-        """The verifying audit-log client over this vault's session (client.auditlog)."""
-        return AuditLog(self.vault.keystore.ensure(), lambda path, params: self._call(
-            lambda api: api.get(path, **params)))
 
     def receipt(self, index: Any, *, expect: dict[str, Any],
                 detail: dict[str, Any] | None = None) -> None:
         """Prove our own action is in the log as we did it, and keep the receipt."""
-        expect = {"actor_id": self.vault.identity().user_id, **expect}
+        expect = {"actor_id": self.session.identity().user_id, **expect}
         try:
-            self.audit_log().fetch_receipt(index, expect=expect, expect_detail=detail)
+            self.session.audit_log().fetch_receipt(index, expect=expect, expect_detail=detail)
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"entry of your {expect.get('action')}") from exc
 
@@ -108,15 +97,10 @@ class CaseOps:
         if not joined or joined[-1].action != "add":
             return
         try:
-            self.audit_log().check_sharer_checkpoint(case_id, member_id=me,
-                                                     added_seq=joined[-1].seq)
+            self.session.audit_log().check_sharer_checkpoint(case_id, member_id=me,
+                                                             added_seq=joined[-1].seq)
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
-
-    def _path(self, case_id: str, rest: str = "") -> str:
-        if not is_valid_id(case_id):
-            raise VaultError(f"{case_id!r} is not a case id (32 hex digits)")
-        return f"/v1/cases/{seg(case_id)}{rest}"
 
     # ------------------------------------------------------------ loading and verifying
 
@@ -129,23 +113,23 @@ class CaseOps:
         old head is withholding newer entries, which it can always do; it cannot make the
         client accept anything it did not verify.
         """
-        identity = self.vault.identity()
+        identity = self.session.identity()
         own = identity.record()
-        cached = self.vault.keystore.load_case_cache(case_id)
+        cached = self.session.keystore.load_case_cache(case_id)
         if (cached is not None and claimed_head is not None
                 and (cached["seq"], cached["head"]) == tuple(claimed_head)):
             entries, names, grants = cached["entries"], cached["usernames"], cached["grants"]
         else:
             try:
-                log = self._call(lambda api: api.get(self._path(case_id, "/membership")))
+                log = self.session.api.membership(check_case_id(case_id))
             except NotFound as exc:
-                self.vault.keystore.drop_case_cache(case_id)
+                self.session.keystore.drop_case_cache(case_id)
                 raise NotAMember(case_id) from exc
             entries, names, grants = log.get("entries"), log.get("usernames"), None
             if not isinstance(entries, list) or not isinstance(names, dict):
                 raise crypto.IntegrityError(f"membership log of case {case_id}")
             names = {str(k): str(v) for k, v in names.items()}
-        identities = self.vault.trust_store.identities(names, own)
+        identities = self.session.trust.identities(names, own)
         try:
             state = replay_membership(entries, identities)
         except (RecordError, EncodingError) as exc:
@@ -156,12 +140,11 @@ class CaseOps:
         if state.role_of(identity.user_id) is None:
             raise NotAMember(case_id)
         if grants is None:
-            reply = self._call(lambda api: api.get(self._path(case_id, "/grants")))
-            grants = reply.get("grants") if isinstance(reply, dict) else None
+            grants = field(self.session.api.grants(case_id), "grants")
             if not isinstance(grants, list):
                 raise crypto.IntegrityError(f"key grants of case {case_id}")
         keys = self._open_keys(case_id, state, identities, grants)
-        self.vault.keystore.save_case_cache(case_id, {
+        self.session.keystore.save_case_cache(case_id, {
             "seq": state.entries[-1].seq, "head": state.head_hash, "entries": entries,
             "usernames": names, "grants": grants})
         self._check_sharer_checkpoint(case_id, state, identity.user_id)
@@ -169,17 +152,17 @@ class CaseOps:
 
     def _check_not_rolled_back(self, case_id: str, state: MembershipState) -> None:
         """The log must extend the head this client saw last; then remember the new head."""
-        seen = self.vault.keystore.load_case_head(case_id)
+        seen = self.session.keystore.load_case_head(case_id)
         if seen is not None:
             seq, head = seen
             if seq >= len(state.entries) or state.entries[seq].entry_hash != head:
                 raise crypto.IntegrityError(
                     f"membership log of case {case_id} (the server rolled it back or forked it)")
-        self.vault.keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
+        self.session.keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
 
     def _open_keys(self, case_id: str, state: MembershipState,
                    identities: dict[str, IdentityRecord], grants: list[Any]) -> dict[int, bytes]:
-        identity = self.vault.identity()
+        identity = self.session.identity()
         keys: dict[int, bytes] = {}
         for signed in grants:
             key = crypto.open_grant(signed, identity=identity, state=state, identities=identities)
@@ -203,23 +186,23 @@ class CaseOps:
     def create(self, name: str, description: str = "") -> str:
         if not name.strip():
             raise VaultError("a case needs a name")
-        identity = self.vault.identity()
+        identity = self.session.identity()
         record = identity.record()
         case_id = new_id()
         key = crypto.new_case_key()
         body = membership_entry_body(
             case_id=case_id, seq=0, prev_hash=ZERO_HASH, action="create",
             subject=identity.user_id, subject_fp=record.fingerprint_hex, role="owner",
-            author=identity.user_id, time=int(time.time()), generation=0)
+            author=identity.user_id, time=self.session.now(), generation=0)
         entry = identity.sign(LABEL_MEMBERSHIP, body)
         grant = crypto.seal_grant(case_key=key, case_id=case_id, generation=0, member=record,
                                   granter=identity)
         info = crypto.encrypt_case_metadata(crypto.CaseMetadata(name, description),
                                             case_key=key, case_id=case_id, generation=0)
-        reply = self._call(lambda api: api.post("/v1/cases", {
-            "case_id": case_id, "encrypted_info": b64e(info), "entry": entry, "grant": grant}))
-        self.receipt(_log_index(reply), expect={"action": "case:case:created",
-                                                "case_id": case_id})
+        reply = self.session.api.create_case({
+            "case_id": case_id, "encrypted_info": b64e(info), "entry": entry, "grant": grant})
+        self.receipt(field(reply, "log_index"), expect={"action": Action.CASE_CREATED,
+                                                        "case_id": case_id})
         return case_id
 
     def case_name(self, ctx: CaseContext, encrypted_info: Any) -> str:
@@ -237,8 +220,7 @@ class CaseOps:
     def list(self) -> list[dict[str, Any]]:
         """Cases with names and roles from the verified log: one request for the listing,
         plus the log and grants of each case whose head moved since this client last saw it."""
-        reply = self._call(lambda api: api.get("/v1/cases"))
-        cases = reply.get("cases") if isinstance(reply, dict) else None
+        cases = field(self.session.api.list_cases(), "cases")
         if not isinstance(cases, list):
             raise crypto.IntegrityError("list of cases")
         out = []
@@ -264,31 +246,31 @@ class CaseOps:
     def _append(self, ctx: CaseContext, *, action: str, subject: str, subject_fp: str,
                 role: str, generation: int, key_link: bytes, grants: list[dict],
                 checkpoint: str | None = None) -> Any:
-        identity = self.vault.identity()
+        identity = self.session.identity()
         last_time = ctx.state.entries[-1].time
         body = membership_entry_body(
             case_id=ctx.case_id, seq=ctx.state.next_seq, prev_hash=ctx.state.head_hash,
             action=action, subject=subject, subject_fp=subject_fp, role=role,
-            author=identity.user_id, time=max(int(time.time()), last_time),
+            author=identity.user_id, time=max(self.session.now(), last_time),
             generation=generation, key_link=key_link)
         entry = identity.sign(LABEL_MEMBERSHIP, body)
         request = {"entry": entry, "grants": grants}
         if checkpoint is not None:
             request["checkpoint"] = checkpoint
-        reply = self._call(lambda api: api.post(self._path(ctx.case_id, "/membership"), request))
-        return _log_index(reply)
+        reply = self.session.api.append_membership(check_case_id(ctx.case_id), request)
+        return field(reply, "log_index")
 
     def share(self, case_id: str, username: str, *, role: str,
               fingerprint: str | None) -> dict[str, Any]:
         ctx = self.load(case_id)
         if ctx.role() != "owner":
             raise VaultError("only an owner of the case can share it")
-        record, first_seen, verified = self.vault.trust_store.for_sharing(username, fingerprint)
+        record, first_seen, verified = self.session.trust.for_sharing(username, fingerprint)
         if record.user_id in ctx.state.members:
             raise VaultError(f"{username} is already a member of this case")
         grant = crypto.seal_grant(case_key=ctx.key, case_id=case_id, generation=ctx.generation,
-                                  member=record, granter=self.vault.identity())
-        log = self.audit_log()
+                                  member=record, granter=self.session.identity())
+        log = self.session.audit_log()
         try:
             log.refresh()  # our latest verified checkpoint travels with the share
             checkpoint = log.pinned()[1]  # type: ignore[index]
@@ -298,7 +280,7 @@ class CaseOps:
                              subject_fp=record.fingerprint_hex, role=role,
                              generation=ctx.generation, key_link=b"", grants=[grant],
                              checkpoint=checkpoint)
-        self.receipt(index, expect={"action": "case:member:added", "case_id": case_id},
+        self.receipt(index, expect={"action": Action.MEMBER_ADDED, "case_id": case_id},
                      detail={"subject": record.user_id, "sharer_checkpoint": checkpoint})
         return {"case_id": case_id, "username": username, "role": role,
                 "safety_number": record.safety_number, "first_seen": first_seen,
@@ -316,7 +298,7 @@ class CaseOps:
         new_key = crypto.new_case_key()
         link = crypto.make_key_link(new_key=new_key, old_key=ctx.key, case_id=case_id,
                                     new_generation=new_gen)
-        identity = self.vault.identity()
+        identity = self.session.identity()
         grants = [
             crypto.seal_grant(case_key=new_key, case_id=case_id, generation=new_gen,
                               member=ctx.identities[m.user_id], granter=identity)
@@ -325,7 +307,7 @@ class CaseOps:
         index = self._append(ctx, action="remove", subject=target.user_id,
                              subject_fp=target.fingerprint, role=target.role,
                              generation=new_gen, key_link=link, grants=grants)
-        self.receipt(index, expect={"action": "case:member:removed", "case_id": case_id},
+        self.receipt(index, expect={"action": Action.MEMBER_REMOVED, "case_id": case_id},
                      detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "generation": new_gen}
 
@@ -343,14 +325,21 @@ class CaseOps:
         index = self._append(ctx, action="role", subject=target.user_id,
                              subject_fp=target.fingerprint, role=role,
                              generation=ctx.generation, key_link=b"", grants=[])
-        self.receipt(index, expect={"action": "case:member:role_changed", "case_id": case_id},
+        self.receipt(index, expect={"action": Action.MEMBER_ROLE_CHANGED, "case_id": case_id},
                      detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "role": role}
+
+    def verify_log(self) -> dict[str, Any]:
+        """The whole chain: the pin advanced by a consistency proof, every receipt re-proven."""
+        try:
+            return self.session.audit_log().verify_all()
+        except AuditVerificationError as exc:
+            raise audit_failure(exc, "and your receipts") from exc
 
     def audit(self, case_id: str) -> list[dict[str, Any]]:
         ctx = self.load(case_id)
         try:
-            entries = self.audit_log().case_entries(case_id)
+            entries = self.session.audit_log().case_entries(case_id)
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
         out = []
@@ -364,16 +353,6 @@ class CaseOps:
                         "actor": actor, "action": record.get("action"),
                         "target": _target_of(record, ctx)})
         return out
-
-
-def audit_failure(exc: AuditVerificationError, what: str) -> crypto.IntegrityError:
-    """One verification error naming the problem and where its evidence was saved."""
-    where = f"; evidence saved to {exc.evidence}" if exc.evidence else ""
-    return crypto.IntegrityError(f"audit log {what} ({exc.problem}{where})")
-
-
-def _log_index(reply: Any) -> Any:
-    return reply.get("log_index") if isinstance(reply, dict) else None
 
 
 def _grant_generation(signed: Any) -> int:

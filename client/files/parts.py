@@ -17,16 +17,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
+from client.errors import LocalCopyDamaged
+
 # Two connections: one part is hashed and written by the server while the next one travels.
 # Measured with bench/bench_transfer.py (256 MiB); more did not help on two cores.
 SEND_CONNECTIONS = 2
 # A part read just written goes out in slices: no part-sized buffer per connection, which kept
 # the client's peak memory growing with the file (allocator fragmentation across threads).
 SEND_SLICE = 1024 * 1024
-
-
-class LocalCopyDamaged(Exception):
-    """The encrypted copy kept for a resume no longer matches its recorded part hashes."""
 
 
 def part_digests(read_part: Callable[[int], bytes], count: int) -> list[str]:

@@ -1,0 +1,264 @@
+"""Upload: encrypt once into the transfer folder, send it in parts (resumable), complete it
+with a signed manifest, and prove the upload's own audit log entry (the receipt).
+
+A resume sends only the parts the server lacks, each checked against its recorded hash; a
+completion whose reply was lost is found again in the case and in the log, not repeated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mimetypes
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from client import crypto
+from client.api import field
+from client.auditlog import audit_failure
+from client.cases import CaseContext, CaseOps
+from client.errors import ApiError, AuditVerificationError, LocalCopyDamaged, NotFound, VaultError
+from client.files.listing import CaseFiles, sha256_hex
+from client.files.parts import PartSender, PartWriter, part_digests
+from client.session import Session
+from vault.protocol.encoding import b64d, b64e
+from vault.protocol.events import Action
+from vault.protocol.ids import is_valid_id, new_id
+from vault.protocol.records import LABEL_MANIFEST, manifest_body
+
+PART_SIZE = 8 * 1024 * 1024
+
+
+class _AlreadyDone(Exception):  # noqa: N818 - control flow inside the resume, never escapes
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("already completed")
+        self.result = result
+
+
+def _part_size(state: dict[str, Any]) -> int:
+    return int(state.get("part_size", PART_SIZE))
+
+
+class Uploads:
+    """Encrypt and upload files to a case, over a Session."""
+
+    def __init__(self, session: Session, cases: CaseOps | None = None) -> None:
+        self.session = session
+        self.cases = cases or CaseOps(session)
+        self.files = CaseFiles(session, self.cases)
+
+    def put(self, case_id: str, paths: list[Path], *,
+            file_id: str | None = None) -> list[dict[str, Any]]:
+        """Encrypt and upload files; with `file_id`, one path becomes that file's next version."""
+        for path in paths:
+            if not path.is_file():
+                raise VaultError(f"{path} is not a readable file")
+        if file_id is not None:
+            if not is_valid_id(file_id):
+                raise VaultError(f"{file_id!r} is not a file id (32 hex digits)")
+            if len(paths) != 1:
+                raise VaultError("a new version takes exactly one file")
+        ctx = self.cases.load(case_id)
+        if not ctx.state.may_upload(ctx.me):
+            raise VaultError("viewers cannot upload to this case")
+        target = None
+        if file_id is not None:
+            current = self.files.latest(ctx).get(file_id)
+            if current is None:
+                raise VaultError(f"no file {file_id} in this case")
+            manifest, _, _ = self.files.verify(ctx, current)
+            self.files.record_seen(ctx, {file_id: (manifest.version, False)})
+            target = (file_id, manifest.version + 1)
+        return [self._put_one(ctx, Path(path), target) for path in paths]
+
+    def _transfer_key(self, ctx: CaseContext, path: Path,
+                      target: tuple[str, int] | None) -> str:
+        st = path.stat()
+        ident = f"{path.resolve()}\x00{st.st_size}\x00{st.st_mtime_ns}\x00{target}"
+        return f"up-{ctx.case_id}-{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
+
+    def _put_one(self, ctx: CaseContext, path: Path,
+                 target: tuple[str, int] | None) -> dict[str, Any]:
+        ks = self.session.keystore
+        key = self._transfer_key(ctx, path, target)
+        state = ks.load_transfer(key)
+        blob_path = ks.transfer_path(key, "blob")
+        if state is not None and (state.get("generation") != ctx.generation
+                                  or not blob_path.exists()
+                                  or (target and (state.get("file_id"),
+                                                  state.get("version")) != target)):
+            state = None  # the case key rotated, the blob is gone, or another version is due
+        if state is not None:
+            try:
+                self._resume(ctx, state, key, blob_path, path.name)
+            except LocalCopyDamaged:
+                self._abort(ctx, state)
+                state = None  # the kept copy changed on this disk: encrypt again
+            except _AlreadyDone as done:
+                ks.clear_transfer(key)
+                blob_path.unlink(missing_ok=True)
+                return done.result
+        if state is None:
+            state = self._encrypt_and_send(ctx, path, blob_path, key, target)
+        result = self._complete(ctx, state, key)
+        ks.clear_transfer(key)
+        blob_path.unlink(missing_ok=True)
+        return result
+
+    def _resume(self, ctx: CaseContext, state: dict[str, Any], key: str, blob_path: Path,
+                label: str) -> None:
+        try:
+            self._send_parts(ctx, state, blob_path, label)
+        except NotFound:
+            done = self._already_completed(ctx, state)
+            if done is not None:
+                # A completion the server committed but whose reply never arrived.
+                raise _AlreadyDone(done) from None
+            # The server forgot the upload (expired or aborted): start it afresh once.
+            state["upload_id"] = self._create_upload(ctx, state)
+            self.session.keystore.save_transfer(key, state)
+            self._send_parts(ctx, state, blob_path, label)
+
+    def _encrypt_and_send(self, ctx: CaseContext, path: Path, blob_path: Path, key: str,
+                          target: tuple[str, int] | None) -> dict[str, Any]:
+        """Encrypt once into the transfer folder; each part goes up as soon as it is written."""
+        file_id, version = target or (new_id(), 1)
+        file_key = crypto.new_file_key()
+        state: dict[str, Any] = {
+            "case_id": ctx.case_id, "file_id": file_id, "version": version,
+            "generation": ctx.generation, "name": path.name,
+            "blob_size": crypto.blob_size_for(path.stat().st_size),
+            # Kept with the upload: a resume must cut the blob exactly as it was announced.
+            "part_size": PART_SIZE,
+        }
+        state["upload_id"] = self._create_upload(ctx, state)
+        fd = os.open(blob_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out, path.open("rb") as src, \
+                self.session.bar(f"put {path.name}", state["blob_size"]) as bar:
+            sender = PartSender(blob_path, _part_size(state), state["blob_size"],
+                                self._part_request(ctx, state), bar.advance)
+            writer = PartWriter(out, _part_size(state), sender.submit)
+            try:
+                res = crypto.encrypt_stream(src, writer, file_key, case_id=ctx.case_id,
+                                            file_id=file_id, version=version)
+                digests = writer.close_parts()
+                if res.blob_size != state["blob_size"]:
+                    raise VaultError(f"{path} changed while it was read; upload it again")
+            except BaseException:
+                sender.cancel()
+                self._abort(ctx, state)
+                raise
+            media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            meta = crypto.FileMetadata(name=path.name, size=res.plaintext_size,
+                                       sha256=res.plaintext_sha256, media_type=media_type,
+                                       client_time=self.session.now())
+            enc_meta = crypto.encrypt_file_metadata(
+                meta, file_key=file_key, case_id=ctx.case_id, file_id=file_id, version=version)
+            wrapped = crypto.wrap_file_key(file_key, case_key=ctx.key, case_id=ctx.case_id,
+                                           file_id=file_id, version=version,
+                                           generation=ctx.generation)
+            state.update({
+                "size": res.plaintext_size, "sha256": res.plaintext_sha256,
+                "blob_sha256": res.blob_sha256, "part_sha256": digests,
+                "encrypted_metadata": b64e(enc_meta), "wrapped_key": b64e(wrapped),
+            })
+            # Saved before waiting on the parts: a broken connection leaves a resumable upload.
+            # The blob is not fsynced: a resume checks each part against these hashes anyway.
+            self.session.keystore.save_transfer(key, state)
+            sender.wait()
+        return state
+
+    def _abort(self, ctx: CaseContext, state: dict[str, Any]) -> None:
+        """Tell the server to drop an upload this client will not finish (best effort)."""
+        with contextlib.suppress(ApiError, VaultError):
+            self.session.api.abort_upload(ctx.case_id, state["upload_id"])
+
+    def _already_completed(self, ctx: CaseContext,
+                           state: dict[str, Any]) -> dict[str, Any] | None:
+        """This exact upload as a verified version of the case, with its receipt, or None."""
+        for v in self.files.versions(ctx):
+            if v.get("file_id") == state["file_id"] and v.get("version") == state["version"]:
+                manifest, _, _ = self.files.verify(ctx, v)
+                me = self.session.identity().user_id
+                if manifest.blob_sha256 != state["blob_sha256"] or manifest.uploader != me:
+                    return None
+                self.files.record_seen(ctx, {state["file_id"]: (state["version"], False)})
+                expect = {"actor_id": me, "action": Action.FILE_UPLOADED,
+                          "case_id": ctx.case_id, "file_id": state["file_id"]}
+                # The reply with the log index was lost: find our own entry in the log (it
+                # lies after the checkpoint pinned before completing) and prove it instead.
+                log = self.session.audit_log()
+                try:
+                    index = log.find_own_entry(expect, {"version": state["version"]},
+                                               start=int(state.get("log_from", 0)))
+                except AuditVerificationError as exc:
+                    raise audit_failure(exc, f"entry of your {Action.FILE_UPLOADED}") from exc
+                self.cases.receipt(index, expect=expect, detail={"version": state["version"]})
+                return {k: state[k] for k in ("file_id", "version", "name", "size", "sha256")}
+        return None
+
+    def _create_upload(self, ctx: CaseContext, state: dict[str, Any]) -> str:
+        reply = self.session.api.create_upload(ctx.case_id, {
+            "file_id": state["file_id"], "version": state["version"],
+            "total_size": state["blob_size"], "part_size": _part_size(state)})
+        return str(reply["upload_id"])
+
+    def _part_request(self, ctx: CaseContext, state: dict[str, Any]) -> Callable[..., None]:
+        # The session's client is opened here, before the sending threads share it.
+        api, upload_id = self.session.api, state["upload_id"]
+
+        def send(number: int, body: Any, digest: str, length: int) -> None:
+            api.upload_part(ctx.case_id, upload_id, number, body, sha256=digest, length=length)
+        return send
+
+    def _send_parts(self, ctx: CaseContext, state: dict[str, Any], blob_path: Path,
+                    label: str) -> None:
+        """Resume: send the parts the server lacks, each checked against its recorded hash."""
+        status = self.session.api.upload_status(ctx.case_id, state["upload_id"])
+        have = {p["part_number"]: p["sha256"] for p in status.get("parts", [])}
+        total, part_size = int(state["blob_size"]), _part_size(state)
+        count = -(-total // part_size)
+        with self.session.bar(f"put {label}", total) as bar:
+            sender = PartSender(blob_path, part_size, total, self._part_request(ctx, state),
+                                bar.advance)
+            try:
+                digests = state.get("part_sha256")
+                if not isinstance(digests, list) or len(digests) != count:
+                    digests = part_digests(sender.read_part, count)
+                for n in range(count):
+                    if have.get(n) == digests[n]:
+                        bar.advance(min(part_size, total - n * part_size))
+                    else:
+                        sender.submit(n, digests[n], verify=True)
+            except BaseException:
+                sender.cancel()
+                raise
+            sender.wait()
+
+    def _complete(self, ctx: CaseContext, state: dict[str, Any], key: str) -> dict[str, Any]:
+        identity = self.session.identity()
+        # Where a lost reply's log entry will be looked for: after the checkpoint pinned now.
+        pinned = self.session.audit_log().pinned()
+        state["log_from"] = pinned[0].size if pinned else 0
+        self.session.keystore.save_transfer(key, state)
+        body = manifest_body(
+            case_id=ctx.case_id, file_id=state["file_id"], version=state["version"],
+            generation=state["generation"], membership_seq=ctx.state.head.seq,
+            blob_size=state["blob_size"], blob_sha256=state["blob_sha256"],
+            meta_hash=sha256_hex(b64d(state["encrypted_metadata"])),
+            wrapped_key_hash=sha256_hex(b64d(state["wrapped_key"])),
+            uploader=identity.user_id, time=self.session.now())
+        manifest = identity.sign(LABEL_MANIFEST, body)
+        reply = self.session.api.complete_upload(ctx.case_id, state["upload_id"], {
+            "manifest": manifest, "encrypted_metadata": state["encrypted_metadata"],
+            "wrapped_key": state["wrapped_key"]})
+        self.cases.receipt(
+            field(reply, "log_index"),
+            expect={"action": Action.FILE_UPLOADED, "case_id": ctx.case_id,
+                    "file_id": state["file_id"]},
+            detail={"version": state["version"]})
+        self.files.record_seen(ctx, {state["file_id"]: (state["version"], False)})
+        return {"file_id": state["file_id"], "version": state["version"], "name": state["name"],
+                "size": state["size"], "sha256": state["sha256"]}
