@@ -269,12 +269,13 @@ def all_file_bytes(root) -> bytes:
 # ---------------------------------------------------------------- the log-rewriting operator
 
 
-def log_entries(url: str) -> list[tuple[bytes, int, str | None, str | None]]:
-    """The audit log's leaves as stored: (entry bytes, event id, case id, actor id)."""
+def log_entries(url: str) -> list[tuple[bytes, int, str | None, str | None, bytes | None]]:
+    """The audit log's leaves as stored: (entry bytes, event id, case id, actor id, body)."""
     rows = run_sql(
-        url, "SELECT entry, event_id, case_id, actor_id FROM log_leaves ORDER BY leaf_index"
+        url,
+        "SELECT entry, event_id, case_id, actor_id, body FROM log_leaves ORDER BY leaf_index",
     )
-    return [(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+    return [(bytes(r[0]), r[1], r[2], r[3], None if r[4] is None else bytes(r[4])) for r in rows]
 
 
 def rewrite_log(url: str, entries) -> None:
@@ -292,7 +293,9 @@ def rewrite_log(url: str, entries) -> None:
             db.execute(sa.delete(LogLeaf))
             db.execute(sa.delete(LogCheckpoint))
             db.execute(sa.update(LogState).values(size=0, frontier=b""))
-            auditlog.append_leaves(db, [auditlog.PendingLeaf(*e) for e in entries])
+            # One at a time: a forged run may mix leaves with and without a body.
+            for e in entries:
+                auditlog.append_leaves(db, [auditlog.PendingLeaf(*e)])
             db.commit()
     finally:
         engine.dispose()
