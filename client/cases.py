@@ -16,7 +16,7 @@ from client import crypto
 from client.api import field
 from client.auditlog import audit_failure
 from client.errors import AuditVerificationError, NotAMember, NotFound, VaultError
-from client.revocation import RevocationScan
+from client.revocation import RevocationScan, save_evidence
 from client.session import Session
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.events import Action
@@ -157,13 +157,20 @@ class CaseOps:
         appended itself (a log served as it was before our own revocation is refused even if
         this client never loaded the case after revoking); then remember the new head."""
         keystore = self.session.keystore
-        for known in (keystore.load_case_head(case_id), keystore.load_own_entry(case_id)):
+        for what, known in (("the last entry seen", keystore.load_case_head(case_id)),
+                            ("our own last entry", keystore.load_own_entry(case_id))):
             if known is None:
                 continue
             seq, head = known
             if seq >= len(state.entries) or state.entries[seq].entry_hash != head:
+                served = "\n".join(f"{e.seq} {e.entry_hash} {e.action}" for e in state.entries)
+                where = save_evidence(keystore, "membership-rollback", (
+                    f"the membership log of case {case_id} lacks {what}"), [
+                    (f"{what} (seq, entry hash)", f"{seq} {head}"),
+                    ("log served (seq, entry hash, action)", served)])
                 raise crypto.IntegrityError(
-                    f"membership log of case {case_id} (the server rolled it back or forked it)")
+                    f"membership log of case {case_id} (the server rolled it back or forked it;"
+                    f" evidence saved to {where})")
         keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
 
     def load_for_encryption(self, case_id: str) -> CaseContext:

@@ -32,7 +32,7 @@ from client.api import LOG_KEY, LOG_RANGE, field
 from client.auditlog import EVIDENCE_DIR, audit_failure
 from client.crypto.errors import IntegrityError
 from client.errors import AuditVerificationError, NotAuthenticated, Unreachable
-from client.keystore import atomic_write_bytes
+from client.keystore import Keystore, atomic_write_bytes
 from client.session import Session
 from vault.protocol import merkle
 from vault.protocol.checkpoint import Checkpoint
@@ -208,17 +208,25 @@ class RevocationScan:
         return HiddenMembershipChange(problem, self._evidence(problem, leaves))
 
     def _evidence(self, problem: str, leaves: list[list[Any]]) -> Path:
-        folder = self.session.keystore.ensure() / EVIDENCE_DIR
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = folder / f"revocation-scan-{stamp}.txt"
         scanned = "(none)" if self._range is None else f"[{self._range[0]}, {self._range[1]})"
-        lines = [f"problem: {problem}", f"recorded: {stamp}", "",
-                 "checkpoint:", self._checkpoint_text, "", f"range scanned: {scanned}", "",
-                 "leaves concerned (index, membership entry hash):"]
-        lines += [f"{index} {entry_hash}" for index, entry_hash in leaves] or ["(none)"]
-        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), 0o600)
-        return path
+        rows = [f"{index} {entry_hash}" for index, entry_hash in leaves] or ["(none)"]
+        return save_evidence(self.session.keystore, "revocation-scan", problem, [
+            ("checkpoint", self._checkpoint_text), ("range scanned", scanned),
+            ("leaves concerned (index, membership entry hash)", "\n".join(rows))])
+
+
+def save_evidence(keystore: Keystore, kind: str, problem: str,
+                  sections: list[tuple[str, str]]) -> Path:
+    """CASEVAULT_HOME/evidence/<kind>-<time>.txt, beside the audit log's evidence."""
+    folder = keystore.ensure() / EVIDENCE_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{kind}-{stamp}.txt"
+    lines = [f"problem: {problem}", f"recorded: {stamp}"]
+    for title, text in sections:
+        lines += ["", f"{title}:", text]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), 0o600)
+    return path
 
 
 def _missing(ctx: CaseContext, sightings: dict[str, list[list[Any]]]) -> list[list[Any]]:
@@ -265,4 +273,4 @@ def _hash_list(value: Any, what: str) -> list[bytes]:
     return hashes
 
 
-__all__ = ["HiddenMembershipChange", "RevocationScan"]
+__all__ = ["HiddenMembershipChange", "RevocationScan", "save_evidence"]

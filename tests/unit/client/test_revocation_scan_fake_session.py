@@ -70,6 +70,9 @@ def test_own_revocation_hidden_is_refused_at_load(world):
     (world.alice.keystore.home / "case_heads.json").unlink()
     with pytest.raises(crypto.IntegrityError, match="rolled it back"):
         world.as_(world.alice).load_for_encryption(case_id)
+    saved = sorted((world.alice.keystore.home / "evidence").glob("membership-rollback-*.txt"))
+    own = open_envelope(LABEL_MEMBERSHIP, world.hidden).record_hash
+    assert len(saved) == 2 and f"3 {own}" in saved[-1].read_text()
 
 
 def test_co_owners_revocation_hidden_stops_a_grant(world):
@@ -167,7 +170,7 @@ def test_an_inconclusive_scan_refuses_and_does_not_advance(world, change):
         world.as_(world.alice).load_for_encryption(case_id)
     assert world.alice.keystore.load_scan_state() == kept
     (text,) = _evidence(world.alice)
-    assert "range scanned: [" in text
+    assert "range scanned:\n[" in text
 
 
 def test_a_first_v2_that_moves_is_refused(world):
