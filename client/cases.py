@@ -223,7 +223,8 @@ class CaseOps:
         self.session.keystore.save_own_entry(case_id, 0, open_envelope(LABEL_MEMBERSHIP,
                                                                        entry).record_hash)
         self.receipt(field(reply, "log_index"), expect={"action": Action.CASE_CREATED,
-                                                        "case_id": case_id})
+                                                        "case_id": case_id,
+                                                        "signed_record": entry})
         return case_id
 
     def case_name(self, ctx: CaseContext, encrypted_info: Any) -> str:
@@ -266,7 +267,9 @@ class CaseOps:
 
     def _append(self, ctx: CaseContext, *, action: str, subject: str, subject_fp: str,
                 role: str, generation: int, key_link: bytes, grants: list[dict],
-                checkpoint: str | None = None) -> Any:
+                checkpoint: str | None = None) -> tuple[Any, dict[str, str]]:
+        """Sign and send one membership entry; (its log index, the signed entry). The receipt
+        must carry exactly that entry: its leaf then names it for co-owners' scans."""
         identity = self.session.identity()
         last_time = ctx.state.entries[-1].time
         body = membership_entry_body(
@@ -284,7 +287,7 @@ class CaseOps:
         own_hash = open_envelope(LABEL_MEMBERSHIP, entry).record_hash
         self.session.keystore.save_own_entry(ctx.case_id, body["seq"], own_hash)
         self.session.keystore.save_case_head(ctx.case_id, body["seq"], own_hash)
-        return field(reply, "log_index")
+        return field(reply, "log_index"), entry
 
     def share(self, case_id: str, username: str, *, role: str,
               fingerprint: str | None) -> dict[str, Any]:
@@ -302,11 +305,12 @@ class CaseOps:
             checkpoint = log.pinned()[1]  # type: ignore[index]
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
-        index = self._append(ctx, action="add", subject=record.user_id,
-                             subject_fp=record.fingerprint_hex, role=role,
-                             generation=ctx.generation, key_link=b"", grants=[grant],
-                             checkpoint=checkpoint)
-        self.receipt(index, expect={"action": Action.MEMBER_ADDED, "case_id": case_id},
+        index, entry = self._append(ctx, action="add", subject=record.user_id,
+                                    subject_fp=record.fingerprint_hex, role=role,
+                                    generation=ctx.generation, key_link=b"", grants=[grant],
+                                    checkpoint=checkpoint)
+        self.receipt(index, expect={"action": Action.MEMBER_ADDED, "case_id": case_id,
+                                    "signed_record": entry},
                      detail={"subject": record.user_id, "sharer_checkpoint": checkpoint})
         return {"case_id": case_id, "username": username, "role": role,
                 "safety_number": record.safety_number, "first_seen": first_seen,
@@ -330,10 +334,11 @@ class CaseOps:
                               member=ctx.identities[m.user_id], granter=identity)
             for m in ctx.state.members.values() if m.user_id != target.user_id
         ]
-        index = self._append(ctx, action="remove", subject=target.user_id,
-                             subject_fp=target.fingerprint, role=target.role,
-                             generation=new_gen, key_link=link, grants=grants)
-        self.receipt(index, expect={"action": Action.MEMBER_REMOVED, "case_id": case_id},
+        index, entry = self._append(ctx, action="remove", subject=target.user_id,
+                                    subject_fp=target.fingerprint, role=target.role,
+                                    generation=new_gen, key_link=link, grants=grants)
+        self.receipt(index, expect={"action": Action.MEMBER_REMOVED, "case_id": case_id,
+                                    "signed_record": entry},
                      detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "generation": new_gen}
 
@@ -348,10 +353,11 @@ class CaseOps:
             raise VaultError(f"{username} is not a member of this case")
         if target.role == role:
             raise VaultError(f"{username} is already {role} of this case")
-        index = self._append(ctx, action="role", subject=target.user_id,
-                             subject_fp=target.fingerprint, role=role,
-                             generation=ctx.generation, key_link=b"", grants=[])
-        self.receipt(index, expect={"action": Action.MEMBER_ROLE_CHANGED, "case_id": case_id},
+        index, entry = self._append(ctx, action="role", subject=target.user_id,
+                                    subject_fp=target.fingerprint, role=role,
+                                    generation=ctx.generation, key_link=b"", grants=[])
+        self.receipt(index, expect={"action": Action.MEMBER_ROLE_CHANGED, "case_id": case_id,
+                                    "signed_record": entry},
                      detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "role": role}
 
