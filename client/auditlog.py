@@ -120,10 +120,13 @@ class AuditLog:
                 self._evidence(f"the server became unreachable while serving {what}",
                                request=request)
                 raise unreachable from exc
+            # A 401 here is the server's refusal, not the lawyer's session: say so, not
+            # "session expired", which would send the lawyer to log in and forget it.
+            reason = ("it refused with 401 although the session had just been accepted"
+                      if refused_login else f"{type(exc).__name__}: {exc}")
             raise self._fail(
-                f"verification could not complete: the server did not serve {what} "
-                f"({type(exc).__name__}: {exc})",
-                request=request,
+                f"verification could not complete: the server did not serve {what} ({reason})",
+                request=request, reply=str(exc),
             ) from exc
 
     # --- the log key and the pinned checkpoint ---------------------------------------------
