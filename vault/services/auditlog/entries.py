@@ -122,7 +122,9 @@ def source_openings(db: DbLike, event_ids: list[int]) -> dict[int, tuple[str, by
     columns = AUDIT_EVENTS_2.c
     rows = db.execute(
         sa.select(columns.id, columns.source, columns.source_nonce).where(
-            columns.id.in_(event_ids), columns.source.is_not(None)
+            columns.id.in_(event_ids),
+            columns.source.is_not(None),
+            columns.source_nonce.is_not(None),
         )
     )
     return {int(r.id): (r.source, bytes(r.source_nonce)) for r in rows}
