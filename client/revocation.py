@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from client.api import LOG_KEY, LOG_RANGE, field
 from client.auditlog import EVIDENCE_DIR, audit_failure
 from client.crypto.errors import IntegrityError
-from client.errors import AuditVerificationError, NotAuthenticated, Unreachable
+from client.errors import AuditVerificationError, Unreachable
 from client.keystore import Keystore, atomic_write_bytes
 from client.session import Session
 from vault.protocol import merkle
@@ -189,12 +189,11 @@ class RevocationScan:
         return state
 
     def _ask(self, path: str, call: Callable[[], Any]) -> Any:
-        """A refused or failed request is evidence too (SPEC server 3): a server that will not
-        show its log looks exactly like one hiding a change."""
+        """A refused or failed request is evidence too (SPEC server 3), a 401 included: it
+        follows the checkpoint this session was just served, and a server that will not show
+        its log looks exactly like one hiding a change."""
         try:
             return call()
-        except NotAuthenticated:
-            raise
         except Unreachable:
             self._evidence(f"the server became unreachable while serving {path}", [])
             raise

@@ -11,6 +11,7 @@ from test_operations_fake_session import FakeApi, RecordingLog, _session
 
 from client import crypto
 from client.cases import CaseOps
+from client.errors import NotAuthenticated
 from client.revocation import HiddenMembershipChange, RevocationScan
 from client.session import Session
 from vault.protocol import merkle
@@ -154,7 +155,11 @@ def _legacy_leaf(reply: dict[str, Any]) -> dict[str, Any]:
     return {**reply, "skeletons": reply["skeletons"][:-1] + [b64e(v1)]}
 
 
-@pytest.mark.parametrize("change", [_drop_a_leaf, _wrong_frontier, _legacy_leaf])
+def _refused(reply: dict[str, Any]) -> dict[str, Any]:
+    raise NotAuthenticated(code="not_authenticated", status=401)
+
+
+@pytest.mark.parametrize("change", [_drop_a_leaf, _wrong_frontier, _legacy_leaf, _refused])
 def test_an_inconclusive_scan_refuses_and_does_not_advance(world, change):
     case_id = world.case_with_two_owners()
     # Two more leaves past the first scan's start, so a scan that resumes has a run to check.
