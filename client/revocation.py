@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from client.api import LOG_KEY, LOG_RANGE, field
 from client.auditlog import EVIDENCE_DIR, audit_failure
@@ -38,10 +38,17 @@ from vault.protocol import merkle
 from vault.protocol.checkpoint import Checkpoint
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.logentry import LeafError, LegacyLeaf, case_tag, parse_entry_v1, parse_skeleton
+from vault.protocol.membership import MembershipState
 
-if TYPE_CHECKING:
-    from client.cases import CaseContext
 
+class _Case(Protocol):
+    """What the scan reads of a loaded case (client.cases.CaseContext)."""
+
+    case_id: str
+    state: MembershipState
+
+
+CaseT = TypeVar("CaseT", bound=_Case)
 # A concurrent owner's change makes the client reload and scan again; changes that keep coming
 # faster than that are refused rather than chased forever.
 MAX_ROUNDS = 3
@@ -93,7 +100,7 @@ class RevocationScan:
         self._range: tuple[int, int] | None = None
         self._checkpoint_text = "(none)"
 
-    def check(self, ctx: CaseContext, reload: Callable[[], CaseContext]) -> CaseContext:
+    def check(self, ctx: CaseT, reload: Callable[[], CaseT]) -> CaseT:
         """The case as the client may encrypt for it: its log holds every membership change
         the audit log names, up to a fresh checkpoint. A change the first log lacked (a
         co-owner acting at the same moment) makes the client reload the log and use the new
@@ -228,7 +235,7 @@ def save_evidence(keystore: Keystore, kind: str, problem: str,
     return path
 
 
-def _missing(ctx: CaseContext, sightings: dict[str, list[list[Any]]]) -> list[list[Any]]:
+def _missing(ctx: _Case, sightings: dict[str, list[list[Any]]]) -> list[list[Any]]:
     """The leaves of the case's tag whose entry is not in the log replayed for `ctx`."""
     known = {entry.entry_hash for entry in ctx.state.entries}
     return [row for row in sightings.get(case_tag(ctx.case_id), []) if row[1] not in known]
