@@ -141,6 +141,7 @@ LOG_ENTRIES = "/v1/log/entries"
 # 2 MiB); the key, checkpoints and proofs are far smaller.
 LOG_PREFIX = "/v1/log/"
 LOG_REPLY_BYTES = 16 * MIB
+LOG_RANGE = "/v1/log/range"
 
 
 def case_path(case_id: str, rest: str = "") -> str:
@@ -341,6 +342,20 @@ class Api:
 
     def user_identity(self, username: str) -> Any:
         return self.get(f"/v1/users/{seg(username)}/identity")
+
+    # ------------------------------------------------------------ the audit log, for scans
+
+    def log_key(self) -> Any:
+        """The log key and `first_v2`, where format-2 leaves (and revocation scans) begin."""
+        return self.get(LOG_KEY)
+
+    def log_range(self, start: int, end: int, size: int, *, frontier: bool) -> Any:
+        """One page of the skeletons of leaves [start, end) under the checkpoint of `size`,
+        with the frontier at `start` when asked (SPEC.md, "Audit leaf format 2", server 3)."""
+        params: dict[str, Any] = {"from": start, "to": end, "size": size}
+        if frontier:
+            params["frontier"] = "true"
+        return self.get(LOG_RANGE, **params)
 
     # ------------------------------------------------------------ cases
 

@@ -9,6 +9,11 @@ State in the client's home folder:
 - evidence/        what the server showed when verification failed (both checkpoints, proofs):
                    two validly signed inconsistent checkpoints prove a fork to anyone.
 
+Entries from `first_v2` on are format 2 (SPEC.md, "Audit leaf format 2"): the leaf is a
+skeleton, the server sends the body it names beside it, and the source address only for the
+user's own events, as an opening of the body's commitment. A body that does not match its
+proven skeleton, or an opening that does not open, is a hard error with evidence.
+
 The transport is one function `get_json(path, params) -> object` (for example `Api.get`), so a
 test can put a hostile server behind it; the paths are client.api's LOG_* endpoints.
 """
@@ -31,7 +36,7 @@ from client.api import (
 )
 from client.errors import AuditVerificationError, IntegrityError, NotAuthenticated, Unreachable
 from client.keystore import atomic_write_bytes
-from vault.protocol import merkle
+from vault.protocol import logentry, merkle
 from vault.protocol.checkpoint import Checkpoint, NoteError, NoteVerifier, open_checkpoint
 from vault.protocol.encoding import EncodingError, b64d, b64e, parse_canonical
 from vault.protocol.events import Action
@@ -91,15 +96,22 @@ class AuditLog:
         """Ask the server for something verification needs; a refusal is evidence too.
 
         A server that answers but will not prove what it signed looks exactly like one hiding
-        a fork, so the refusal is recorded like a failed proof. A server that cannot be
+        a fork, so the refusal (any error reply, 401 included) is recorded like a failed proof
+        and reported as a verification that could not complete. A server that cannot be
         reached at all is recorded too, but reported as unreachable: nothing is shown either
-        way, and a crashed server should not read to a lawyer as a forged history. An ended
-        session is the user's condition, not the server's, and passes through unchanged.
+        way, and a crashed server should not read to a lawyer as a forged history. Only a 401
+        to the checkpoint, the first request of a verification, is an ended session and
+        passes through unchanged.
         """
         try:
             return self._get(path, params)
         except Exception as exc:  # noqa: BLE001 - any transport or server failure counts
-            if isinstance(exc, NotAuthenticated) or isinstance(exc.__cause__, NotAuthenticated):
+            refused_login = isinstance(exc, NotAuthenticated) or isinstance(
+                exc.__cause__, NotAuthenticated)
+            # The checkpoint is asked for first: a 401 there is an ended session. Any later
+            # request of a verification (entries, proofs) follows replies the same session
+            # just got, so a 401 there is a refusal to prove, recorded like any other.
+            if refused_login and path == LOG_CHECKPOINT:
                 raise
             request = f"GET {path} {json.dumps(params, sort_keys=True)}"
             unreachable = next((e for e in (exc, exc.__cause__) if isinstance(e, Unreachable)),
@@ -108,9 +120,13 @@ class AuditLog:
                 self._evidence(f"the server became unreachable while serving {what}",
                                request=request)
                 raise unreachable from exc
+            # A 401 here is the server's refusal, not the lawyer's session: say so, not
+            # "session expired", which would send the lawyer to log in and forget it.
+            reason = ("it refused with 401 although the session had just been accepted"
+                      if refused_login else f"{type(exc).__name__}: {exc}")
             raise self._fail(
-                f"the server did not serve {what} ({type(exc).__name__}: {exc})",
-                request=request,
+                f"verification could not complete: the server did not serve {what} ({reason})",
+                request=request, reply=str(exc),
             ) from exc
 
     # --- the log key and the pinned checkpoint ---------------------------------------------
@@ -213,12 +229,17 @@ class AuditLog:
     def _receipts(self) -> list[dict[str, Any]]:
         return self._read(RECEIPTS_FILE) or []
 
-    def add_receipt(self, index: int, entry: bytes) -> dict[str, Any]:
-        """Keep a receipt for one of the user's own actions after proving it is in the log."""
+    def add_receipt(self, index: int, entry: bytes,
+                    record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Keep a receipt for one of the user's own actions after proving it is in the log.
+
+        `record` is the event the leaf holds (`_read_row`); a format-1 entry is its own record.
+        """
         head = self.refresh()
         if not 0 <= index < head.size:
             raise self._fail(f"own action at index {index} is beyond the signed log")
-        record = _parse_entry(entry)
+        if record is None:
+            record = _parse_entry(entry)
         leaf = merkle.leaf_hash(entry)
         self._prove_inclusion(index, leaf, head, "own action")
         receipt = {"index": index, "leaf_hash": b64e(leaf), "case_id": record.get("case_id"),
@@ -244,8 +265,7 @@ class AuditLog:
         rows = field(reply, "entries")
         if not rows or rows[0].get("index") != index:
             raise self._fail(f"the server did not return own action at index {index}")
-        entry = _b64_entry(rows[0].get("entry"))
-        record = _parse_entry(entry)
+        entry, record = self._read_row(rows[0], index, own=True)
         detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
         checks = [(k, record.get(k), v) for k, v in (expect or {}).items()]
         checks += [(f"detail.{k}", detail.get(k), v) for k, v in (expect_detail or {}).items()]
@@ -253,7 +273,7 @@ class AuditLog:
             if found != wanted:
                 raise self._fail(f"the log entry at index {index} does not match {name}",
                                  entry=entry.decode("utf-8", "replace"))
-        return self.add_receipt(index, entry)
+        return self.add_receipt(index, entry, record)
 
     def find_own_entry(self, expect: dict[str, Any], expect_detail: dict[str, Any], *,
                        start: int = 0) -> int:
@@ -271,7 +291,7 @@ class AuditLog:
                 index = row.get("index") if isinstance(row, dict) else None
                 if not isinstance(index, int) or index < cursor:
                     raise self._fail("the server sent an entry outside the requested range")
-                record = _parse_entry(_b64_entry(row.get("entry")))
+                _, record = self._read_row(row, index, own=True)
                 detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
                 if (all(record.get(k) == v for k, v in expect.items())
                         and all(detail.get(k) == v for k, v in expect_detail.items())):
@@ -371,6 +391,51 @@ class AuditLog:
         self._write(SHARED_FILE, done)
         return outcome
 
+    def _read_row(self, row: dict[str, Any], index: int, *,
+                  own: bool = False) -> tuple[bytes, dict[str, Any]]:
+        """(leaf bytes, the event as a record) of one listed entry, not yet proven included.
+
+        A format-2 leaf is a skeleton: the record is its body, checked against it
+        (`logentry.check_body`), with `source` the address the server opened the body's
+        commitment to, or None. An opening that does not open means the server recorded one
+        address and shows another. `own` marks the user's own events (receipts): their
+        commitment must come with an opening.
+        """
+        entry = _b64_entry(row.get("entry"))
+        record = _parse_entry(entry)
+        if record.get("v") != logentry.LEAF_VERSION_2:
+            return entry, record
+        text = entry.decode("utf-8", "replace")
+        try:
+            skeleton = logentry.parse_skeleton(entry)
+            body = logentry.check_body(skeleton, _b64_entry(row.get("body")))
+        except (logentry.LeafError, AuditVerificationError) as exc:
+            raise self._fail(f"the body of entry {index} does not match its leaf ({exc})",
+                             entry=text, body=repr(row.get("body"))[:4000]) from exc
+        source = None
+        opening = row.get("source_opening")
+        if opening is not None:
+            try:
+                address, nonce = opening["address"], b64d(opening["nonce"])
+            except (KeyError, TypeError, EncodingError):
+                address, nonce = None, None
+            if not logentry.check_source(body, address, nonce):
+                raise self._fail(
+                    f"the source address shown for entry {index} is not the one the log "
+                    "committed to",
+                    entry=text, opening=json.dumps(opening, sort_keys=True)[:2000])
+            source = address
+        elif own and body.source_commitment is not None:
+            raise self._fail(f"the server withheld the source address of your entry {index}",
+                             entry=text)
+        record = {
+            "v": logentry.LEAF_VERSION_2, "event_id": skeleton.event_id, "time": skeleton.time,
+            "action": body.action, "result": body.result, "actor_id": body.actor_id,
+            "case_id": body.case_id, "file_id": body.file_id, "source": source,
+            "detail": body.detail, "signed_record": body.signed_record,
+        }
+        return entry, record
+
     def _case_rows(self, case_id: str, head: Checkpoint):
         """(index, entry, record, actor name) of a case's entries below the head, unproven."""
         start: int | None = 0
@@ -387,8 +452,7 @@ class AuditLog:
                 index = row.get("index") if isinstance(row, dict) else None
                 if not isinstance(index, int) or not start <= index < head.size:
                     raise self._fail("the server sent an entry outside the requested range")
-                entry = _b64_entry(row.get("entry"))
-                record = _parse_entry(entry)
+                entry, record = self._read_row(row, index)
                 if record.get("case_id") != case_id:
                     raise self._fail(f"entry {index} belongs to another case")
                 yield index, entry, record, row.get("actor")

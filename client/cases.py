@@ -16,6 +16,7 @@ from client import crypto
 from client.api import field
 from client.auditlog import audit_failure
 from client.errors import AuditVerificationError, NotAMember, NotFound, VaultError
+from client.revocation import RevocationScan, save_evidence
 from client.session import Session
 from client.trust import UNVERIFIED, VERIFIED, check_username, confirm_people
 from vault.protocol.encoding import EncodingError, b64d, b64e
@@ -32,6 +33,7 @@ from vault.protocol.records import (
     ZERO_HASH,
     IdentityRecord,
     RecordError,
+    open_envelope,
     parse_grant,
 )
 
@@ -152,14 +154,31 @@ class CaseOps:
         return CaseContext(case_id, state, identities, keys, identity.user_id)
 
     def _check_not_rolled_back(self, case_id: str, state: MembershipState) -> None:
-        """The log must extend the head this client saw last; then remember the new head."""
-        seen = self.session.keystore.load_case_head(case_id)
-        if seen is not None:
-            seq, head = seen
+        """The log must extend the head this client saw last and hold the last entry it
+        appended itself (a log served as it was before our own revocation is refused even if
+        this client never loaded the case after revoking); then remember the new head."""
+        keystore = self.session.keystore
+        for what, known in (("the last entry seen", keystore.load_case_head(case_id)),
+                            ("our own last entry", keystore.load_own_entry(case_id))):
+            if known is None:
+                continue
+            seq, head = known
             if seq >= len(state.entries) or state.entries[seq].entry_hash != head:
+                served = "\n".join(f"{e.seq} {e.entry_hash} {e.action}" for e in state.entries)
+                where = save_evidence(keystore, "membership-rollback", (
+                    f"the membership log of case {case_id} lacks {what}"), [
+                    (f"{what} (seq, entry hash)", f"{seq} {head}"),
+                    ("log served (seq, entry hash, action)", served)])
                 raise crypto.IntegrityError(
-                    f"membership log of case {case_id} (the server rolled it back or forked it)")
-        self.session.keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
+                    f"membership log of case {case_id} (the server rolled it back or forked it;"
+                    f" evidence saved to {where})")
+        keystore.save_case_head(case_id, state.entries[-1].seq, state.head_hash)
+
+    def load_for_encryption(self, case_id: str) -> CaseContext:
+        """`load`, then the revocation scan (client.revocation): the context returned has the
+        newest head and generation the audit log proves, or the client refuses (exit 3)."""
+        ctx = self.load(case_id)
+        return RevocationScan(self.session).check(ctx, lambda: self.load(case_id))
 
     def _open_keys(self, case_id: str, state: MembershipState,
                    identities: dict[str, IdentityRecord], grants: list[Any]) -> dict[int, bytes]:
@@ -202,8 +221,11 @@ class CaseOps:
                                             case_key=key, case_id=case_id, generation=0)
         reply = self.session.api.create_case({
             "case_id": case_id, "encrypted_info": b64e(info), "entry": entry, "grant": grant})
+        self.session.keystore.save_own_entry(case_id, 0, open_envelope(LABEL_MEMBERSHIP,
+                                                                       entry).record_hash)
         self.receipt(field(reply, "log_index"), expect={"action": Action.CASE_CREATED,
-                                                        "case_id": case_id})
+                                                        "case_id": case_id,
+                                                        "signed_record": entry})
         return case_id
 
     def case_name(self, ctx: CaseContext, encrypted_info: Any) -> str:
@@ -247,7 +269,9 @@ class CaseOps:
 
     def _append(self, ctx: CaseContext, *, action: str, subject: str, subject_fp: str,
                 role: str, generation: int, key_link: bytes, grants: list[dict],
-                checkpoint: str | None = None) -> Any:
+                checkpoint: str | None = None) -> tuple[Any, dict[str, str]]:
+        """Sign and send one membership entry; (its log index, the signed entry). The receipt
+        must carry exactly that entry: its leaf then names it for co-owners' scans."""
         identity = self.session.identity()
         last_time = ctx.state.entries[-1].time
         body = membership_entry_body(
@@ -260,11 +284,16 @@ class CaseOps:
         if checkpoint is not None:
             request["checkpoint"] = checkpoint
         reply = self.session.api.append_membership(check_case_id(ctx.case_id), request)
-        return field(reply, "log_index")
+        # Accepted: from now on every log of this case must hold this entry (no rollback to
+        # before our own revocation), whether or not the receipt check below completes.
+        own_hash = open_envelope(LABEL_MEMBERSHIP, entry).record_hash
+        self.session.keystore.save_own_entry(ctx.case_id, body["seq"], own_hash)
+        self.session.keystore.save_case_head(ctx.case_id, body["seq"], own_hash)
+        return field(reply, "log_index"), entry
 
     def share(self, case_id: str, username: str, *, role: str,
               fingerprint: str | None) -> dict[str, Any]:
-        ctx = self.load(case_id)
+        ctx = self.load_for_encryption(case_id)
         if ctx.role() != "owner":
             raise VaultError("only an owner of the case can share it")
         record, first_seen, verified = self.session.trust.for_sharing(username, fingerprint)
@@ -285,18 +314,19 @@ class CaseOps:
             checkpoint = log.pinned()[1]  # type: ignore[index]
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
-        index = self._append(ctx, action="add", subject=record.user_id,
-                             subject_fp=record.fingerprint_hex, role=role,
-                             generation=ctx.generation, key_link=b"", grants=[grant],
-                             checkpoint=checkpoint)
-        self.receipt(index, expect={"action": Action.MEMBER_ADDED, "case_id": case_id},
+        index, entry = self._append(ctx, action="add", subject=record.user_id,
+                                    subject_fp=record.fingerprint_hex, role=role,
+                                    generation=ctx.generation, key_link=b"", grants=[grant],
+                                    checkpoint=checkpoint)
+        self.receipt(index, expect={"action": Action.MEMBER_ADDED, "case_id": case_id,
+                                    "signed_record": entry},
                      detail={"subject": record.user_id, "sharer_checkpoint": checkpoint})
         return {"case_id": case_id, "username": username, "role": role,
                 "safety_number": record.safety_number, "first_seen": first_seen,
                 "verified": verified, "trust": trust}
 
     def revoke(self, case_id: str, username: str) -> dict[str, Any]:
-        ctx = self.load(case_id)
+        ctx = self.load_for_encryption(case_id)
         if ctx.role() != "owner":
             raise VaultError("only an owner of the case can remove members")
         target: Member | None = next(
@@ -313,10 +343,11 @@ class CaseOps:
                               member=ctx.identities[m.user_id], granter=identity)
             for m in ctx.state.members.values() if m.user_id != target.user_id
         ]
-        index = self._append(ctx, action="remove", subject=target.user_id,
-                             subject_fp=target.fingerprint, role=target.role,
-                             generation=new_gen, key_link=link, grants=grants)
-        self.receipt(index, expect={"action": Action.MEMBER_REMOVED, "case_id": case_id},
+        index, entry = self._append(ctx, action="remove", subject=target.user_id,
+                                    subject_fp=target.fingerprint, role=target.role,
+                                    generation=new_gen, key_link=link, grants=grants)
+        self.receipt(index, expect={"action": Action.MEMBER_REMOVED, "case_id": case_id,
+                                    "signed_record": entry},
                      detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "generation": new_gen}
 
@@ -331,10 +362,11 @@ class CaseOps:
             raise VaultError(f"{username} is not a member of this case")
         if target.role == role:
             raise VaultError(f"{username} is already {role} of this case")
-        index = self._append(ctx, action="role", subject=target.user_id,
-                             subject_fp=target.fingerprint, role=role,
-                             generation=ctx.generation, key_link=b"", grants=[])
-        self.receipt(index, expect={"action": Action.MEMBER_ROLE_CHANGED, "case_id": case_id},
+        index, entry = self._append(ctx, action="role", subject=target.user_id,
+                                    subject_fp=target.fingerprint, role=role,
+                                    generation=ctx.generation, key_link=b"", grants=[])
+        self.receipt(index, expect={"action": Action.MEMBER_ROLE_CHANGED, "case_id": case_id,
+                                    "signed_record": entry},
                      detail={"subject": target.user_id})
         return {"case_id": case_id, "username": username, "role": role}
 

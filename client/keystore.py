@@ -20,6 +20,11 @@ What is kept here, and what is not:
   so `case list` need not fetch them again while the server reports the same log head; and
   (`<case>.files.json`, not a cache) the highest verified version of every file seen and
   whether its deletion was seen, so a server that rolls a file back or hides it is caught.
+- case_heads.json / own_entries.json: per case, the last membership entry this client verified
+  and the last one it appended itself (seq, entry hash); a log without them is refused.
+- revocation_scan.json: where the revocation scan of the audit log stands (one position for
+  every case: the leaf it reached, the frontier there, and each case tag's membership entry
+  hashes seen), and the pinned `first_v2` (client.revocation).
 - transfers/: resume state of interrupted uploads (sealed under the identity's local-state key,
   in files named by a keyed hash: a thief learns neither the file's name, nor its exact size,
   nor its SHA-256) and the encrypted bytes of interrupted transfers (no key material).
@@ -52,6 +57,8 @@ _SESSION = "session.json"
 _PINS = "pins.json"
 _CONFIRMED = "confirmed.json"
 _CASE_HEADS = "case_heads.json"
+_OWN_ENTRIES = "own_entries.json"
+_SCAN = "revocation_scan.json"
 _TOTP_USED = "totp_used.json"
 # A code matches for its own 30 s step and one step either side, so at most 90 s after it is
 # first valid; after that the server refuses it anyway and there is nothing to remember.
@@ -320,6 +327,37 @@ class Keystore:
             obj = {}
         obj[case_id] = {"seq": seq, "hash": entry_hash}
         self._write_json(_CASE_HEADS, obj)
+
+    def load_own_entry(self, case_id: str) -> tuple[int, str] | None:
+        """(seq, entry hash) of the last membership entry this client appended to a case."""
+        obj = self._read_json(_OWN_ENTRIES) or {}
+        head = obj.get(case_id) if isinstance(obj, dict) else None
+        if head is None:
+            return None
+        try:
+            return int(head["seq"]), str(head["hash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeystoreError("the file of own membership entries is damaged") from exc
+
+    def save_own_entry(self, case_id: str, seq: int, entry_hash: str) -> None:
+        """Remember an entry the server accepted from us: it must be in every later log.
+        Kept apart from the head last seen, and only ever moved forward."""
+        obj = self._read_json(_OWN_ENTRIES) or {}
+        if not isinstance(obj, dict):
+            raise KeystoreError("the file of own membership entries is damaged")
+        old = self.load_own_entry(case_id)
+        if old is None or seq > old[0]:
+            obj[case_id] = {"seq": seq, "hash": entry_hash}
+            self._write_json(_OWN_ENTRIES, obj)
+
+    # ------------------------------------------------------------ revocation scan
+
+    def load_scan_state(self) -> dict[str, Any] | None:
+        """The revocation scan's state (client.revocation checks its shape)."""
+        return self._read_json(_SCAN)
+
+    def save_scan_state(self, state: dict[str, Any]) -> None:
+        self._write_json(_SCAN, state)
 
     # ------------------------------------------------------------ verified case records
 

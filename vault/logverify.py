@@ -1,6 +1,8 @@
 """`casevault-server verify-log`: recompute the audit log from the stored events and compare.
 
-Every event must be exactly one leaf whose entry is what the event says now; every stored hash
+Every event must be exactly one leaf whose entry is what the event says now (format 1 before
+`first_v2`, format 2 from it on: skeleton and body rebuilt from the row and its nonce, and the
+stored body compared byte for byte); every stored hash
 (leaf, perfect subtree, head) must be what the entries give; every signed checkpoint must carry
 the log key's valid signature over the recomputed root at its size. Anything else is reported:
 an edited, deleted, added or reordered event row cannot pass.
@@ -25,8 +27,12 @@ from vault.services.auditlog import (
     LOG_KEY_FILE,
     LogSigner,
     entry_for_event,
+    leaf_for_event,
     select_event_rows,
 )
+from vault.services.auditlog.base import LogInconsistent
+from vault.services.auditlog.entries import AUDIT_EVENTS_2
+from vault.services.auditlog.ranges import first_v2 as read_first_v2
 
 _BATCH = 5000
 _MAX_REPORTED = 50
@@ -58,9 +64,31 @@ def _batches(conn: Connection, query: sa.Select, key) -> Iterator[list[sa.Row]]:
         last = getattr(rows[-1], key.key)
 
 
+def _leaf_problem(leaf: sa.Row, event: sa.Row, format_2: bool) -> str | None:
+    """Why a leaf is not what its event row says now, or None."""
+    if not format_2:
+        if leaf.body is not None or entry_for_event(event) != leaf.entry:
+            return "was edited or moved"
+        return None
+    if event.source is not None and event.source_nonce is None:
+        return "lost the nonce of its source commitment"
+    try:
+        skeleton, body = leaf_for_event(event)
+    except ValueError:
+        return "no longer makes a valid format-2 leaf"
+    if skeleton != leaf.entry or body != leaf.body:
+        return "was edited or moved"
+    return None
+
+
 def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
     report = LogReport()
-    events_query = select_event_rows()
+    events_query = select_event_rows(with_nonce=True)
+    try:
+        first_v2 = read_first_v2(conn)
+    except LogInconsistent as exc:
+        report.problem(str(exc))
+        return report
     leaf_event_ids: set[int] = set()
     checkpoints = {r.tree_size: r for r in conn.execute(sa.select(LogCheckpoint)).all()}
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
@@ -70,7 +98,7 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
     for batch in _batches(conn, sa.select(LogLeaf), LogLeaf.leaf_index):
         # The events a batch of leaves names, fetched in one query rather than one per leaf.
         wanted = [leaf.event_id for leaf in batch]
-        in_batch = events_query.where(AUDIT_EVENTS.c.id.in_(wanted))
+        in_batch = events_query.where(AUDIT_EVENTS_2.c.id.in_(wanted))
         events = {e.id: e for e in conn.execute(in_batch)}
         for leaf in batch:
             if leaf.leaf_index != size:
@@ -79,8 +107,8 @@ def verify_log(conn: Connection, signer: LogSigner) -> LogReport:
             event = events.get(leaf.event_id)
             if event is None:
                 report.problem(f"leaf {size}: event {leaf.event_id} was deleted")
-            elif entry_for_event(event) != leaf.entry:
-                report.problem(f"leaf {size}: event {leaf.event_id} was edited or moved")
+            elif (problem := _leaf_problem(leaf, event, size >= first_v2)) is not None:
+                report.problem(f"leaf {size}: event {leaf.event_id} {problem}")
             if leaf.event_id in leaf_event_ids:
                 report.problem(f"leaf {size}: event {leaf.event_id} is logged twice")
             leaf_event_ids.add(leaf.event_id)

@@ -79,7 +79,9 @@ class Uploads:
                 raise VaultError(f"{file_id!r} is not a file id (32 hex digits)")
             if len(paths) != 1:
                 raise VaultError("a new version takes exactly one file")
-        ctx = self.cases.load(case_id)
+        # Every put path (new file, new version, resume) starts here: the scan runs before
+        # anything is encrypted or a kept resume state is used under its generation.
+        ctx = self.cases.load_for_encryption(case_id)
         if not ctx.state.may_upload(ctx.me):
             raise VaultError("viewers cannot upload to this case")
         # Whoever holds a member's key reads what is encrypted here: people nobody compared

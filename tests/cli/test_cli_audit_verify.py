@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from vault.db.engine import make_engine, make_sessionmaker
 from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode, LogState
+from vault.protocol import logentry
+from vault.protocol.encoding import canonical_json, parse_canonical
 from vault.services import auditlog
 
 EXIT_INTEGRITY = 3
@@ -23,9 +25,14 @@ def _rewrite_upload_entry(database_url: str) -> None:
     try:
         with make_sessionmaker(engine)() as db:
             rows = db.execute(sa.select(LogLeaf).order_by(LogLeaf.leaf_index)).scalars().all()
-            leaves = [auditlog.PendingLeaf(r.entry.replace(b"file:version:uploaded",
-                                                           b"file:version:listed__"),
-                                           r.event_id, r.case_id, r.actor_id) for r in rows]
+            leaves = []
+            for r in rows:
+                # Format 2: the event is the body; the skeleton is given the edited body's hash.
+                body = r.body.replace(b"file:version:uploaded", b"file:version:listed__")
+                entry = canonical_json(
+                    dict(parse_canonical(r.entry), body=logentry.body_hash(body)))
+                leaves.append(auditlog.PendingLeaf(entry, r.event_id, r.case_id, r.actor_id,
+                                                   body))
             db.execute(sa.delete(LogNode))
             db.execute(sa.delete(LogLeaf))
             db.execute(sa.delete(LogCheckpoint))

@@ -14,6 +14,7 @@ import pytest
 
 from client.api import Unreachable
 from client.vault import Vault
+from vault.protocol import logentry
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -28,8 +29,10 @@ def _receipts(home: Path) -> list[dict]:
 
 
 def _entry(server, index: int) -> dict:
-    ((raw,),) = server.sql("SELECT entry FROM log_leaves WHERE leaf_index = :i", {"i": index})
-    return json.loads(bytes(raw))
+    """The event the leaf at `index` records: the body its format-2 skeleton names."""
+    ((raw, body),) = server.sql("SELECT entry, body FROM log_leaves WHERE leaf_index = :i",
+                                {"i": index})
+    return logentry.check_body(logentry.parse_skeleton(bytes(raw)), bytes(body)).__dict__
 
 
 class _LoseCompletionReply(httpx.BaseTransport):

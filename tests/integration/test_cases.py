@@ -9,6 +9,7 @@ import nacl.signing
 import sqlalchemy as sa
 from casekit import CaseKit, CaseState, fingerprint
 
+from vault.protocol import logentry
 from vault.protocol.encoding import b64d
 from vault.protocol.ids import new_id
 from vault.protocol.membership import replay_membership
@@ -127,7 +128,11 @@ def test_add_member_with_grant_then_member_sees_case(client, make_user, app_sett
                       params={"start": reply["log_index"], "end": reply["log_index"] + 1})
     assert leaf.status_code == 200, leaf.text
     (row,) = leaf.json()["entries"]
-    logged = json.loads(b64d(row["entry"]))
+    # A format-2 leaf: the event is the body its skeleton names, tagged as a membership change.
+    skeleton = logentry.parse_skeleton(b64d(row["entry"]))
+    logentry.check_body(skeleton, b64d(row["body"]))
+    assert skeleton.case_tag == logentry.case_tag(case.case_id)
+    logged = json.loads(b64d(row["body"]))
     assert (logged["action"], logged["actor_id"], logged["case_id"]) == (
         "case:member:added", alice.user_id, case.case_id)
     assert logged["detail"]["subject"] == bob.user_id

@@ -15,7 +15,8 @@ from vault.db.base import utcnow
 from vault.db.engine import make_engine, make_sessionmaker
 from vault.db.models.cases import Case, CaseMember
 from vault.db.models.log import LogCheckpoint, LogLeaf, LogNode, LogState
-from vault.protocol.encoding import canonical_json
+from vault.protocol import logentry
+from vault.protocol.encoding import canonical_json, parse_canonical
 from vault.protocol.ids import new_id
 from vault.services import auditlog
 from vault.services.events import record_event
@@ -92,7 +93,7 @@ def test_rewritten_old_event_is_caught(db, alice_log, alice):
     alice_log.refresh()
     entries = _entries(db)
     entry, event_id, case_id, actor_id = entries[-4]
-    forged = entry.replace(b"download", b"listing!")
+    forged = entry.replace(b'"time":"20', b'"time":"19')  # the event backdated a century
     assert forged != entry
     entries[-4] = (forged, event_id, case_id, actor_id)
     _rebuild(db, entries)
@@ -118,13 +119,17 @@ def test_rewritten_entry_without_rebuilt_hashes_fails_its_inclusion_proof(
     listed = log.case_entries(case_id)
     assert [e["record"]["detail"]["n"] for e in listed] == [0, 1, 2]
     assert {e["actor"] for e in listed} == {"owner"}
-    # The server edits what the entry says (say, who downloaded) but cannot fix the hashes.
-    edited = dict(listed[1]["record"], action="file:file:list")
-    db.execute(
-        sa.update(LogLeaf)
-        .where(LogLeaf.leaf_index == listed[1]["index"])
-        .values(entry=canonical_json(edited))
-    )
+    # The server edits what the entry says (say, who downloaded) but cannot fix the hashes:
+    # an edited body no longer matches its skeleton...
+    leaf = db.get(LogLeaf, listed[1]["index"])
+    original_body, original_entry = leaf.body, leaf.entry
+    leaf.body = original_body.replace(b'"action":"', b'"action":"x')
+    db.commit()
+    with pytest.raises(AuditVerificationError, match="does not match its leaf"):
+        log.case_entries(case_id)
+    # ...and a skeleton made to name the edited body is not the leaf the tree holds.
+    leaf.entry = canonical_json(
+        dict(parse_canonical(original_entry), body=logentry.body_hash(leaf.body)))
     db.commit()
     with pytest.raises(AuditVerificationError, match="not in the signed log"):
         log.case_entries(case_id)

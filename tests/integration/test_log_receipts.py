@@ -9,6 +9,7 @@ import secrets
 import pytest
 from casekit import CaseKit, CaseState
 
+from vault.protocol import logentry
 from vault.protocol.encoding import b64d, b64e
 from vault.protocol.ids import new_id
 
@@ -26,7 +27,9 @@ def _entry(client, user, index: int) -> dict:
     assert reply.status_code == 200, reply.text
     (row,) = reply.json()["entries"]
     assert row["index"] == index
-    return json.loads(b64d(row["entry"]))
+    # A format-2 leaf: the event is the body its skeleton names by hash.
+    body = logentry.check_body(logentry.parse_skeleton(b64d(row["entry"])), b64d(row["body"]))
+    return json.loads(b64d(row["body"])) | {"actor_id": body.actor_id}
 
 
 def test_every_own_action_names_its_leaf(client, setup):

@@ -71,13 +71,17 @@ def test_entry_holds_the_event_and_the_client_signature(sessions):
                              case_id="c" * 32, signed_record=signed, source="192.0.2.1")
         db.commit()
         index = auditlog.leaf_index_of_event(db, event.event_id)
-        entry = db.scalar(sa.select(LogLeaf.entry).where(LogLeaf.leaf_index == index))
+        entry, body = db.execute(
+            sa.select(LogLeaf.entry, LogLeaf.body).where(LogLeaf.leaf_index == index)
+        ).one()
     from vault.protocol.encoding import parse_canonical
 
-    record = parse_canonical(entry)
+    skeleton = parse_canonical(entry)
+    assert skeleton["event_id"] == event.event_id and skeleton["v"] == "cv1/audit-entry/2"
+    # Format 2: the event is in the body the skeleton names by hash.
+    record = parse_canonical(body)
     assert record["signed_record"] == {"body": "eyJ4IjoxfQ", "sig": "c2ln"}
     assert record["action"] == "case:member:add" and record["case_id"] == "c" * 32
-    assert record["event_id"] == event.event_id and record["v"] == "cv1/audit-entry"
 
 
 def test_a_rolled_back_event_leaves_no_leaf_and_no_gap(sessions):
@@ -195,18 +199,22 @@ def test_migration_puts_earlier_events_into_the_log(database_url, tmp_path):
                     "INSERT INTO audit_events (time, action, result, detail) "
                     "VALUES (CURRENT_TIMESTAMP, :a, 'success', '{}')"
                 ), {"a": action})
+        upgrade(database_url, "0004")
+        with make_sessionmaker(engine)() as db:
+            assert auditlog.tree_head(db)[0] == 2
+        # 0005 closes the format-1 history with its marker leaf.
         upgrade(database_url)
         from vault.logverify import verify_log
 
         with make_sessionmaker(engine)() as db:
-            assert auditlog.tree_head(db)[0] == 2
+            assert auditlog.tree_head(db)[0] == 3
             record_event(db, action="account:login:failure", result="failure")
             db.commit()
-            assert auditlog.tree_head(db)[0] == 3
+            assert auditlog.tree_head(db)[0] == 4
         with engine.connect() as conn:
             report = verify_log(conn, auditlog.LogSigner.from_data_dir(tmp_path / "k"))
         assert report.ok, report.problems
-        assert report.size == 3
+        assert report.size == 4
     finally:
         engine.dispose()
 

@@ -213,6 +213,7 @@ AUTHENTICATED = {
     ("GET", "/v1/log/checkpoint"): None,
     ("GET", "/v1/log/proof/inclusion"): None,
     ("GET", "/v1/log/proof/consistency"): None,
+    ("GET", "/v1/log/range"): None,
     ("GET", "/v1/sessions"): None,
     ("DELETE", "/v1/sessions/{session_id}"): None,
     ("DELETE", "/v1/sessions"): None,

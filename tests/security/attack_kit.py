@@ -269,12 +269,34 @@ def all_file_bytes(root) -> bytes:
 # ---------------------------------------------------------------- the log-rewriting operator
 
 
-def log_entries(url: str) -> list[tuple[bytes, int, str | None, str | None]]:
-    """The audit log's leaves as stored: (entry bytes, event id, case id, actor id)."""
+def log_entries(url: str) -> list[tuple[bytes, int, str | None, str | None, bytes | None]]:
+    """The audit log's leaves as stored: (entry bytes, event id, case id, actor id, body)."""
     rows = run_sql(
-        url, "SELECT entry, event_id, case_id, actor_id FROM log_leaves ORDER BY leaf_index"
+        url,
+        "SELECT entry, event_id, case_id, actor_id, body FROM log_leaves ORDER BY leaf_index",
     )
-    return [(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+    return [(bytes(r[0]), r[1], r[2], r[3], None if r[4] is None else bytes(r[4])) for r in rows]
+
+
+def leaf_event(leaf) -> dict:
+    """The event a stored leaf (as log_entries returns it) records: a format-1 entry itself,
+    or for format 2 the body its skeleton names, with the skeleton's fields."""
+    entry, body = leaf[0], leaf[4] if len(leaf) > 4 else None
+    if body is None:
+        return parse_canonical(entry)
+    return {**parse_canonical(body), **parse_canonical(entry)}
+
+
+def forged_leaf(leaf, old: bytes, new: bytes) -> tuple:
+    """What an intruder does to a format-2 leaf: edit the body and give the skeleton the new
+    body's hash, so body and skeleton agree again (only the tree can tell)."""
+    from vault.protocol import logentry
+
+    entry, event_id, case_id, actor_id, body = leaf
+    assert old in body
+    body = body.replace(old, new)
+    skeleton = dict(parse_canonical(entry), body=logentry.body_hash(body))
+    return canonical_json(skeleton), event_id, case_id, actor_id, body
 
 
 def rewrite_log(url: str, entries) -> None:
@@ -292,7 +314,9 @@ def rewrite_log(url: str, entries) -> None:
             db.execute(sa.delete(LogLeaf))
             db.execute(sa.delete(LogCheckpoint))
             db.execute(sa.update(LogState).values(size=0, frontier=b""))
-            auditlog.append_leaves(db, [auditlog.PendingLeaf(*e) for e in entries])
+            # One at a time: a forged run may mix leaves with and without a body.
+            for e in entries:
+                auditlog.append_leaves(db, [auditlog.PendingLeaf(*e)])
             db.commit()
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import nacl.signing
 import pytest
-from attack_kit import log_entries, rewrite_log
+from attack_kit import forged_leaf, leaf_event, log_entries, rewrite_log
 
 from client.auditlog import AuditLog, AuditVerificationError
 from client.crypto.errors import IntegrityError
@@ -43,9 +43,10 @@ def _more_activity(vault, case_id):
 def test_T13_rewritten_entry_detected(setting):
     alice, _, case_id, url = setting
     entries = log_entries(url)
-    index = next(i for i, e in enumerate(entries) if b"file:version:uploaded" in e[0])
-    entry, *rest = entries[index]
-    entries[index] = (entry.replace(b"file:version:uploaded", b"file:version:listed__"), *rest)
+    index = next(i for i, e in enumerate(entries)
+                 if leaf_event(e)["action"] == "file:version:uploaded")
+    entries[index] = forged_leaf(entries[index], b"file:version:uploaded",
+                                 b"file:version:listed__")
     rewrite_log(url, entries)
     _more_activity(alice, case_id)
     with pytest.raises(IntegrityError, match="audit log"):

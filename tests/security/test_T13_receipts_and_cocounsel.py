@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from attack_kit import log_entries, rewrite_log
+from attack_kit import forged_leaf, leaf_event, log_entries, rewrite_log
 
 from client.auditlog import AuditLog, AuditVerificationError
 from client.cases import CaseOps
@@ -56,15 +56,16 @@ def test_T13_own_actions_leave_receipts_that_reverify(world):
     # Each receipt is the leaf the server logged for that action.
     stored = log_entries(world[5])
     for r in receipts:
-        entry = stored[r["index"]][0]
-        assert json.loads(entry)["action"] == r["action"]
-        assert json.loads(entry)["actor_id"] == alice.me.user_id
+        event = leaf_event(stored[r["index"]])
+        assert event["action"] == r["action"]
+        assert event["actor_id"] == alice.me.user_id
 
 
 def test_T13_server_pointing_a_receipt_elsewhere_is_caught(world):
     alice, _, case_id, file_id, _, url = world
     # The server answers an upload with the index of some other event (here the creation).
-    other = next(i for i, e in enumerate(log_entries(url)) if b"case:case:created" in e[0])
+    other = next(i for i, e in enumerate(log_entries(url))
+                 if leaf_event(e)["action"] == "case:case:created")
     with pytest.raises(IntegrityError, match="does not match action"):
         CaseOps(alice.session).receipt(other, expect={"action": "file:version:uploaded",
                                               "case_id": case_id, "file_id": file_id})
@@ -78,8 +79,8 @@ def test_T13_rewritten_own_action_fails_verify(world):
     alice.session.audit_log().verify_all()
     entries = log_entries(url)
     index = _receipts(alice)[1]["index"]
-    entry, *rest = entries[index]
-    entries[index] = (entry.replace(b"file:version:uploaded", b"file:version:listed__"), *rest)
+    entries[index] = forged_leaf(entries[index], b"file:version:uploaded",
+                                 b"file:version:listed__")
     rewrite_log(url, entries)
     bob.create_case("R v Later")  # the log moves on past Alice's pin
     with pytest.raises(AuditVerificationError, match="not an extension") as caught:
@@ -92,8 +93,8 @@ def test_T13_share_carries_checkpoint_and_new_member_compares_it(world):
     alice, bob, case_id, _, _, url = world
     alice.share(case_id, "bob", role="viewer")
     # The checkpoint logged with the share is one Alice had verified just before sharing.
-    ((index, added),) = [(i, json.loads(e[0])) for i, e in enumerate(log_entries(url))
-                         if b"case:member:added" in e[0]]
+    ((index, added),) = [(i, leaf_event(e)) for i, e in enumerate(log_entries(url))
+                         if leaf_event(e)["action"] == "case:member:added"]
     shared = open_checkpoint(added["detail"]["sharer_checkpoint"],
                              AuditLog(alice.keystore.home, None).verifier())
     assert 0 < shared.size <= index
@@ -110,11 +111,12 @@ def test_T13_fork_caught_by_co_counsel_checkpoint(world):
     alice, bob, case_id, _, _, url = world
     alice.share(case_id, "bob", role="editor")
     entries = log_entries(url)
-    (shared_text,) = [json.loads(e[0])["detail"]["sharer_checkpoint"] for e in entries
-                      if b"case:member:added" in e[0]]
-    upload = next(i for i, e in enumerate(entries) if b"file:version:uploaded" in e[0])
-    entry, *rest = entries[upload]
-    entries[upload] = (entry.replace(b"file:version:uploaded", b"file:version:listed__"), *rest)
+    (shared_text,) = [leaf_event(e)["detail"]["sharer_checkpoint"] for e in entries
+                      if leaf_event(e)["action"] == "case:member:added"]
+    upload = next(i for i, e in enumerate(entries)
+                  if leaf_event(e)["action"] == "file:version:uploaded")
+    entries[upload] = forged_leaf(entries[upload], b"file:version:uploaded",
+                                  b"file:version:listed__")
     rewrite_log(url, entries)
     with pytest.raises(IntegrityError, match="audit log of case"):
         bob.ls(case_id)

@@ -87,6 +87,7 @@ _CLIENT_LAYERS = {
     "client.accounts": _OPERATIONS,
     "client.cases": _OPERATIONS,
     "client.colleagues": _OPERATIONS,
+    "client.revocation": _OPERATIONS,
     "client.files": _OPERATIONS,
     "client.vault": _FACADE,
     "client.cli": _CLI,

@@ -89,6 +89,7 @@ ROUTE_ERRORS: dict[str, tuple[RouteError, ...]] = {
     "GET /v1/log/proof/inclusion": (errors.InvalidRequest, errors.NotFound),
     "GET /v1/log/proof/consistency": (errors.InvalidRequest, errors.NotFound),
     "GET /v1/log/entries": (errors.NotFound,),
+    "GET /v1/log/range": (errors.InvalidRequest, errors.NotFound),
     "GET /v1/sessions": (),
     "DELETE /v1/sessions/{session_id}": (errors.NotFound,),
     "DELETE /v1/sessions": _LOGGED,

@@ -8,6 +8,7 @@ commit before raising the error, or the rollback erases the evidence.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from vault.db.models import AuditEvent
 from vault.db.models.events import RESULT_FAILURE, RESULT_SUCCESS
 from vault.protocol.encoding import canonical_json
 from vault.protocol.events import AGGREGATED_EVENTS, Action
+from vault.protocol.logentry import SOURCE_NONCE_BYTES
 from vault.services.auditlog import append_event
 from vault.services.auditlog.aggregate import (
     AggregateKey,
@@ -78,6 +80,8 @@ def record_event(
         case_id=case_id,
         file_id=file_id,
         source=source,
+        # Fresh per event, from the OS CSPRNG: equal addresses must give unequal commitments.
+        source_nonce=secrets.token_bytes(SOURCE_NONCE_BYTES) if source is not None else None,
         result=result,
         detail=canonical_json(detail or {}).decode("utf-8"),
         signed_record=signed_record,

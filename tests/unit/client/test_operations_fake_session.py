@@ -1,7 +1,8 @@
 """Operations run over a Session alone: no Vault, no server. The API is an in-memory stand-in
 that stores what the client sends and answers with it, as an honest server would, unless a test
 makes it lie; every record in it is built with the real client crypto, and the operations verify
-them exactly as they verify a real server's replies."""
+them exactly as they verify a real server's replies. Its audit log holds real format-2 leaves
+(membership events tagged with their case), so the revocation scan reads it as a server's."""
 
 from __future__ import annotations
 
@@ -16,10 +17,19 @@ from client.errors import NotAMember, NotFound
 from client.files.listing import CaseFiles
 from client.keystore import Keystore
 from client.session import Session
+from vault.protocol import merkle
+from vault.protocol.checkpoint import Checkpoint
 from vault.protocol.encoding import b64e
-from vault.protocol.events import Action
+from vault.protocol.events import MEMBERSHIP_EVENTS, Action
 from vault.protocol.ids import new_id
-from vault.protocol.records import LABEL_MANIFEST, manifest_body, parse_grant
+from vault.protocol.logentry import build_leaf
+from vault.protocol.records import (
+    LABEL_MANIFEST,
+    LABEL_MEMBERSHIP,
+    manifest_body,
+    open_envelope,
+    parse_grant,
+)
 
 NOW = 1_760_000_000
 
@@ -32,12 +42,38 @@ class FakeApi:
         self.users: dict[str, dict[str, str]] = {}  # username -> signed identity record
         self.user_ids: dict[str, str] = {}  # user id -> username
         self.versions: dict[str, list[dict[str, Any]]] = {}
-        self.next_index = 0
         self.caller = ""  # the user id the requests come from (the first session's)
+        self.leaves: list[bytes] = []  # the audit log, format 2 from its first leaf
+        self.range_requests: list[tuple[int, int, int]] = []
 
-    def _logged(self) -> dict[str, int]:
-        self.next_index += 1
-        return {"log_index": self.next_index}
+    def _logged(self, entry: dict[str, str] | None = None) -> dict[str, int]:
+        """Append one audit leaf; a membership entry's leaf carries its case tag and hash."""
+        action, case_id, actor = Action.FILE_LISTED, None, None
+        if entry is not None:
+            body = open_envelope(LABEL_MEMBERSHIP, entry).body
+            action = MEMBERSHIP_EVENTS.get(body["action"], Action.CASE_CREATED)
+            case_id, actor = body["case_id"], body["author"]
+        skeleton, _ = build_leaf(
+            event_id=len(self.leaves) + 1, time="2025-10-09T08:53:20.000000Z", action=action,
+            result="success", actor_id=actor, case_id=case_id, file_id=None, source=None,
+            detail={}, signed_record=entry)
+        self.leaves.append(skeleton)
+        return {"log_index": len(self.leaves) - 1}
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint("fake.example/log", len(self.leaves),
+                          merkle.root_of_entries(self.leaves))
+
+    def log_key(self) -> dict[str, Any]:
+        return {"first_v2": 0}
+
+    def log_range(self, start: int, end: int, size: int, *, frontier: bool) -> dict[str, Any]:
+        self.range_requests.append((start, end, size))
+        hashes = [merkle.leaf_hash(leaf) for leaf in self.leaves[:size]]
+        left = merkle.extend_frontier([], 0, hashes[:start]) if frontier else None
+        return {"from": start, "size": size, "next": None,
+                "skeletons": [b64e(leaf) for leaf in self.leaves[start:end]],
+                "frontier": None if left is None else [b64e(h) for h in left]}
 
     def _usernames(self, case_id: str) -> dict[str, str]:
         # As the server does: the names of the users the case's records are about.
@@ -47,7 +83,7 @@ class FakeApi:
     def create_case(self, body: dict[str, Any]) -> dict[str, int]:
         self.cases[body["case_id"]] = {"entries": [body["entry"]], "grants": [body["grant"]],
                                        "info": body["encrypted_info"]}
-        return self._logged()
+        return self._logged(body["entry"])
 
     def list_cases(self) -> dict[str, Any]:
         return {"cases": [{"case_id": cid, "encrypted_info": c["info"], "membership_seq": None,
@@ -67,7 +103,7 @@ class FakeApi:
     def append_membership(self, case_id: str, body: dict[str, Any]) -> dict[str, int]:
         self.cases[case_id]["entries"].append(body["entry"])
         self.cases[case_id]["grants"].extend(body["grants"])
-        return self._logged()
+        return self._logged(body["entry"])
 
     def user_identity(self, username: str) -> dict[str, Any]:
         if username not in self.users:
@@ -81,18 +117,23 @@ class FakeApi:
 class RecordingLog:
     """The log verifier's part the operations use; it keeps what they asked it to prove."""
 
-    def __init__(self) -> None:
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
         self.receipts: list[tuple[Any, dict[str, Any], Any]] = []
 
     def fetch_receipt(self, index: Any, *, expect: dict[str, Any],
                       expect_detail: dict[str, Any] | None = None) -> None:
         self.receipts.append((index, dict(expect), expect_detail))
 
-    def refresh(self) -> None:
-        pass
+    def refresh(self) -> Checkpoint:
+        return self.api.checkpoint()
 
-    def pinned(self) -> tuple[None, str]:
-        return None, "checkpoint of the sharer"
+    def pinned(self) -> tuple[Checkpoint, str]:
+        return self.api.checkpoint(), "checkpoint of the sharer"
+
+    def check_sharer_checkpoint(self, case_id: str, *, member_id: str, added_seq: int) -> str:
+        self.receipts.append((None, {"sharer_checkpoint_of": case_id}, added_seq))
+        return "consistent"
 
 
 def _session(tmp_path, api: FakeApi, name: str, log: RecordingLog) -> Session:
@@ -106,7 +147,8 @@ def _session(tmp_path, api: FakeApi, name: str, log: RecordingLog) -> Session:
 
 @pytest.fixture
 def world(tmp_path):
-    api, log = FakeApi(), RecordingLog()
+    api = FakeApi()
+    log = RecordingLog(api)
     return api, log, _session(tmp_path, api, "alice", log)
 
 
@@ -119,13 +161,13 @@ def test_create_list_and_members_over_a_fake_session(world):
                                        "trust": "verified"}]
     # The creation's own log entry was sent for proof, naming the one shared action.
     (index, expect, _), = log.receipts
-    assert index == 1 and expect["action"] == Action.CASE_CREATED
+    assert index == 0 and expect["action"] == Action.CASE_CREATED
     assert expect["actor_id"] == alice.identity().user_id and expect["case_id"] == case_id
 
 
 def test_share_then_members_and_the_receipt_names_the_new_member(world, tmp_path):
     api, log, alice = world
-    bob = _session(tmp_path, api, "bob", RecordingLog())
+    bob = _session(tmp_path, api, "bob", RecordingLog(api))
     cases = CaseOps(alice)
     case_id = cases.create("R v Jones")
     shared = cases.share(case_id, "bob", role="viewer", fingerprint=None)

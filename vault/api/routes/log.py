@@ -1,7 +1,10 @@
-"""Routes of the audit log: checkpoint, log key, proofs, and entries for members and owners.
+"""Routes of the audit log: checkpoint, log key, proofs, ranges, and entries for members and
+owners.
 
 Everything here needs a session except the log key, which a client pins before it logs in.
 Entries of a case are shown to its members only; anyone else gets the 404 of a missing case.
+A format-2 entry travels as its skeleton and body; the source address and nonce that open the
+body's commitment are sent only to the event's actor (SPEC.md, "Audit leaf format 2").
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ def checked_checkpoint(signer: LogSigner, text: str | None) -> str | None:
 
 
 @router.get("/key")
-def log_key(signer: LogSignerDep) -> dict:
+def log_key(db: DbSession, signer: LogSignerDep) -> dict:
     return {
         "origin": signer.origin,
         "public_key": b64e(signer.public_key),
         "vkey": signer.verifier.vkey(),
+        # Pinned beside the key: where a revocation scan may begin.
+        "first_v2": auditlog.first_v2(db),
     }
 
 
@@ -64,6 +69,40 @@ def consistency(db: DbSession, _user: CurrentUser, first: Index, second: Index) 
     return {"first": first, "second": second, "proof": [b64e(p) for p in proof]}
 
 
+@router.get("/range")
+def leaf_range(
+    db: DbSession,
+    _user: CurrentUser,
+    start: Annotated[int, Query(alias="from", ge=0, le=_MAX_INDEX)],
+    end: Annotated[int, Query(alias="to", ge=0, le=_MAX_INDEX)],
+    size: Index,
+    frontier: bool = False,
+) -> dict:
+    """Skeletons of [from, to) under a signed checkpoint of `size`, a page at a time."""
+    page = auditlog.leaf_range(db, start=start, end=end, size=size, with_frontier=frontier)
+    return {
+        "from": page.start,
+        "size": size,
+        "skeletons": [b64e(s) for s in page.skeletons],
+        "frontier": None if page.frontier is None else [b64e(h) for h in page.frontier],
+        "next": page.next,
+    }
+
+
+def _entry_item(row, names: dict[str, str], opening: tuple[str, bytes] | None) -> dict:
+    item = {
+        "index": row.leaf_index,
+        "entry": b64e(row.entry),
+        "actor": names.get(row.actor_id) if row.actor_id else None,
+    }
+    if row.body is not None:
+        item["body"] = b64e(row.body)
+        item["source_opening"] = (
+            None if opening is None else {"address": opening[0], "nonce": b64e(opening[1])}
+        )
+    return item
+
+
 @router.get("/entries")
 def entries(
     db: DbSession,
@@ -83,13 +122,10 @@ def entries(
     else:
         rows = auditlog.entries(db, actor_id=user.id, start=start, end=end, limit=limit)
     names = auditlog.usernames(db, {r.actor_id for r in rows if r.actor_id})
-    items = [
-        {
-            "index": r.leaf_index,
-            "entry": b64e(r.entry),
-            "actor": names.get(r.actor_id) if r.actor_id else None,
-        }
-        for r in rows
-    ]
+    # Openings of the caller's own format-2 events only: never a fellow member's address.
+    openings = auditlog.source_openings(
+        db, [r.event_id for r in rows if r.body is not None and r.actor_id == user.id]
+    )
+    items = [_entry_item(r, names, openings.get(r.event_id)) for r in rows]
     full_page = len(rows) == limit
     return {"entries": items, "next": rows[-1].leaf_index + 1 if full_page else None}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base, BigIntPK, UTCDateTime
@@ -31,6 +31,9 @@ class AuditEvent(Base):
     case_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     file_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The fresh 16-byte nonce of the source commitment in a format-2 leaf; revealed only to
+    # the event's actor, so no one else can test a guessed address against the commitment.
+    source_nonce: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     result: Mapped[str] = mapped_column(String(16))
     # Canonical JSON text of small, non-secret details.
     detail: Mapped[str] = mapped_column(Text, default="{}")

@@ -26,6 +26,9 @@ class LogState(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     # Concatenated 32-byte hashes, largest subtree first (one per set bit of size).
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    # Index of the first format-2 leaf, fixed by migration 0005; every leaf from it on is
+    # format 2 (SPEC.md, "Audit leaf format 2"). Clients pin it beside the log key.
+    first_v2: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class LogLeaf(Base):
@@ -39,6 +42,9 @@ class LogLeaf(Base):
     # The audit_events row this leaf was made from (no foreign key: the log outlives rows).
     event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
+    # Format 2: the body the skeleton `entry` names by hash, shown to members only. Null for
+    # format-1 leaves, whose entry is the whole record.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
     # Copied from the event to answer "entries of this case" and "my events" by index.
     case_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -19,7 +19,12 @@ from sqlalchemy.orm import Session
 from vault.db.models.log import LOG_STATE_ID, LogLeaf, LogNode, LogState
 from vault.protocol import merkle
 from vault.services.auditlog.base import DbLike, LogInconsistent, split_frontier
-from vault.services.auditlog.entries import AUDIT_EVENTS, entry_for_event, select_event_rows
+from vault.services.auditlog.entries import (
+    AUDIT_EVENTS,
+    entry_for_event,
+    leaf_for_event,
+    select_event_rows,
+)
 
 _STATE = LogState.__table__
 _LEAVES = LogLeaf.__table__
@@ -79,6 +84,8 @@ class PendingLeaf:
     event_id: int
     case_id: str | None
     actor_id: str | None
+    # The format-2 body the entry (a skeleton) names; None for a format-1 entry.
+    body: bytes | None = None
 
 
 def _extend(size: int, frontier: list[bytes], leaves: Sequence[PendingLeaf]):
@@ -86,16 +93,18 @@ def _extend(size: int, frontier: list[bytes], leaves: Sequence[PendingLeaf]):
     for leaf in leaves:
         lh = merkle.leaf_hash(leaf.entry)
         frontier, completed = merkle.append_to_frontier(frontier, size, lh)
-        leaf_rows.append(
-            {
-                "leaf_index": size,
-                "event_id": leaf.event_id,
-                "entry": leaf.entry,
-                "leaf_hash": lh,
-                "case_id": leaf.case_id,
-                "actor_id": leaf.actor_id,
-            }
-        )
+        row = {
+            "leaf_index": size,
+            "event_id": leaf.event_id,
+            "entry": leaf.entry,
+            "leaf_hash": lh,
+            "case_id": leaf.case_id,
+            "actor_id": leaf.actor_id,
+        }
+        # Format-1 rows name no body: migration 0003 appends them before the column exists.
+        if leaf.body is not None:
+            row["body"] = leaf.body
+        leaf_rows.append(row)
         node_rows.extend({"level": lv, "index": ix, "hash": h} for lv, ix, h in completed)
         size += 1
     return size, frontier, leaf_rows, node_rows
@@ -114,6 +123,8 @@ def append_leaves(db: DbLike, leaves: Sequence[PendingLeaf]) -> list[int]:
     """
     if not leaves:
         return []
+    if len({leaf.body is None for leaf in leaves}) != 1:
+        raise ValueError("append format-1 and format-2 leaves in separate calls")
     conn = _connection(db)
     first = None
     cached = conn.info.get(_HEAD_CACHE)
@@ -153,13 +164,22 @@ def append_leaves(db: DbLike, leaves: Sequence[PendingLeaf]) -> list[int]:
 
 
 def append_event(db: DbLike, event: Any) -> int:
-    """Make a flushed audit event a leaf of the log; returns its leaf index."""
-    leaf = PendingLeaf(entry_for_event(event), int(event.id), event.case_id, event.actor_id)
+    """Make a flushed audit event a format-2 leaf of the log; returns its leaf index.
+
+    Every append is format 2: migration 0005 recorded `first_v2` as the size before the first
+    one, and nothing after it writes format 1 (SPEC.md, "Audit leaf format 2", server 1).
+    """
+    skeleton, body = leaf_for_event(event)
+    leaf = PendingLeaf(skeleton, int(event.id), event.case_id, event.actor_id, body)
     return append_leaves(db, [leaf])[0]
 
 
 def backfill_events(conn: Connection, batch: int = 1000) -> int:
-    """Append every event that has no leaf yet, in id order (used by the migration)."""
+    """Append every event that has no leaf yet as a format-1 leaf, in id order.
+
+    For migrations 0003 (the history) and 0005 (its closing marker) only, which run before
+    `first_v2` exists; after it, a format-1 leaf would break the log's format rule.
+    """
     events = select_event_rows().order_by(AUDIT_EVENTS.c.id)
     logged = {r[0] for r in conn.execute(sa.select(LogLeaf.event_id))}
     total = 0

@@ -1,5 +1,10 @@
 """Log entries: the exact bytes of the leaf an audit event becomes, and reading entries back
-for the members of a case or the actor who made them."""
+for the members of a case or the actor who made them.
+
+Leaves before `first_v2` are format 1 (`entry_for_event`, the whole record, history the clients
+pinned); every leaf from it on is format 2 (`leaf_for_event`: a public skeleton and a body whose
+source address is a salted commitment).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from vault.db.models.accounts import User
 from vault.db.models.cases import CaseMember
 from vault.db.models.log import LogLeaf
 from vault.errors import NotFound
+from vault.protocol import logentry
 from vault.protocol.encoding import EncodingError, canonical_json, parse_canonical
 from vault.services.auditlog.base import DbLike
 
@@ -34,14 +40,22 @@ AUDIT_EVENTS = sa.table(
 )
 
 
-def select_event_rows() -> sa.Select:
-    """The columns `entry_for_event` reads, with times as aware UTC datetimes."""
-    columns = AUDIT_EVENTS.c
+# The same table from migration 0005 on, with the nonce of the source commitment.
+AUDIT_EVENTS_2 = sa.table(
+    "audit_events", *(sa.column(c.name) for c in AUDIT_EVENTS.c), sa.column("source_nonce")
+)
+
+
+def select_event_rows(*, with_nonce: bool = False) -> sa.Select:
+    """The columns `entry_for_event` (and, with_nonce, `leaf_for_event`) read, with times as
+    aware UTC datetimes. Migration 0003 reads the table before it had a nonce column."""
+    columns = (AUDIT_EVENTS_2 if with_nonce else AUDIT_EVENTS).c
     return sa.select(
         columns.id,
         sa.type_coerce(columns.time, UTCDateTime()).label("time"),
         *(columns[n] for n in ("actor_id", "action", "case_id", "file_id", "source")),
         *(columns[n] for n in ("result", "detail", "signed_record")),
+        *((columns.source_nonce,) if with_nonce else ()),
     )
 
 
@@ -76,6 +90,44 @@ def entry_for_event(event: Any) -> bytes:
         "signed_record": _embed(event.signed_record),
     }
     return canonical_json(record)
+
+
+def leaf_for_event(event: Any) -> tuple[bytes, bytes]:
+    """(skeleton, body) of the format-2 leaf for an audit_events row that has its nonce.
+
+    Built by `logentry.build_leaf`, which checks both with the readers' own parser.
+    """
+    source = None
+    if event.source is not None:
+        source = (event.source, bytes(event.source_nonce))
+    signed = _embed(event.signed_record)
+    return logentry.build_leaf(
+        event_id=int(event.id),
+        time=format_time(event.time),
+        action=str(event.action),
+        result=event.result,
+        actor_id=event.actor_id,
+        case_id=event.case_id,
+        file_id=event.file_id,
+        source=source,
+        detail=_embed(event.detail),
+        signed_record=signed,
+    )
+
+
+def source_openings(db: DbLike, event_ids: list[int]) -> dict[int, tuple[str, bytes]]:
+    """(address, nonce) of recorded events, by event id: for their actor's eyes only."""
+    if not event_ids:
+        return {}
+    columns = AUDIT_EVENTS_2.c
+    rows = db.execute(
+        sa.select(columns.id, columns.source, columns.source_nonce).where(
+            columns.id.in_(event_ids),
+            columns.source.is_not(None),
+            columns.source_nonce.is_not(None),
+        )
+    )
+    return {int(r.id): (r.source, bytes(r.source_nonce)) for r in rows}
 
 
 def entries(

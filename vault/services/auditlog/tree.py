@@ -79,7 +79,7 @@ def _fetch_subtrees(db: DbLike, keys: Iterable[tuple[int, int]]) -> dict[tuple[i
     return found
 
 
-def _with_stored_subtrees(db: DbLike, build):
+def with_stored_subtrees(db: DbLike, build):
     """Run a proof builder twice: once to learn which subtrees it needs, once with them.
 
     Fetching them in two queries instead of one per subtree keeps proofs fast at 10^6 leaves.
@@ -105,15 +105,15 @@ def inclusion_proof(db: DbLike, *, index: int, size: int) -> list[bytes]:
     if not 0 <= index < size:
         raise InvalidRequest("index must be below size")
     _check_size(db, size)
-    return _with_stored_subtrees(db, lambda sub: merkle.inclusion_proof(sub, index, size))
+    return with_stored_subtrees(db, lambda sub: merkle.inclusion_proof(sub, index, size))
 
 
 def consistency_proof(db: DbLike, *, first: int, second: int) -> list[bytes]:
     if not 0 <= first <= second:
         raise InvalidRequest("first must not exceed second")
     _check_size(db, second)
-    return _with_stored_subtrees(db, lambda sub: merkle.consistency_proof(sub, first, second))
+    return with_stored_subtrees(db, lambda sub: merkle.consistency_proof(sub, first, second))
 
 
 def root_at(db: DbLike, size: int) -> bytes:
-    return _with_stored_subtrees(db, lambda sub: merkle.root_from_subtrees(sub, size))
+    return with_stored_subtrees(db, lambda sub: merkle.root_from_subtrees(sub, size))
