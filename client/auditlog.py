@@ -36,9 +36,10 @@ from client.api import (
 )
 from client.errors import AuditVerificationError, IntegrityError, NotAuthenticated, Unreachable
 from client.keystore import atomic_write_bytes
-from vault.protocol import logentry, merkle
+from client.logrows import RowRejected, parse_entry, read_row
+from vault.protocol import merkle
 from vault.protocol.checkpoint import Checkpoint, NoteError, NoteVerifier, open_checkpoint
-from vault.protocol.encoding import EncodingError, b64d, b64e, parse_canonical
+from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.events import Action
 
 GetJson = Callable[[str, dict[str, Any]], Any]
@@ -239,7 +240,7 @@ class AuditLog:
         if not 0 <= index < head.size:
             raise self._fail(f"own action at index {index} is beyond the signed log")
         if record is None:
-            record = _parse_entry(entry)
+            record = parse_entry(entry)
         leaf = merkle.leaf_hash(entry)
         self._prove_inclusion(index, leaf, head, "own action")
         receipt = {"index": index, "leaf_hash": b64e(leaf), "case_id": record.get("case_id"),
@@ -393,48 +394,12 @@ class AuditLog:
 
     def _read_row(self, row: dict[str, Any], index: int, *,
                   own: bool = False) -> tuple[bytes, dict[str, Any]]:
-        """(leaf bytes, the event as a record) of one listed entry, not yet proven included.
-
-        A format-2 leaf is a skeleton: the record is its body, checked against it
-        (`logentry.check_body`), with `source` the address the server opened the body's
-        commitment to, or None. An opening that does not open means the server recorded one
-        address and shows another. `own` marks the user's own events (receipts): their
-        commitment must come with an opening.
-        """
-        entry = _b64_entry(row.get("entry"))
-        record = _parse_entry(entry)
-        if record.get("v") != logentry.LEAF_VERSION_2:
-            return entry, record
-        text = entry.decode("utf-8", "replace")
+        """(leaf bytes, the event as a record) of one listed entry (client.logrows), not yet
+        proven included; anything it cannot accept is a hard error with evidence."""
         try:
-            skeleton = logentry.parse_skeleton(entry)
-            body = logentry.check_body(skeleton, _b64_entry(row.get("body")))
-        except (logentry.LeafError, AuditVerificationError) as exc:
-            raise self._fail(f"the body of entry {index} does not match its leaf ({exc})",
-                             entry=text, body=repr(row.get("body"))[:4000]) from exc
-        source = None
-        opening = row.get("source_opening")
-        if opening is not None:
-            try:
-                address, nonce = opening["address"], b64d(opening["nonce"])
-            except (KeyError, TypeError, EncodingError):
-                address, nonce = None, None
-            if not logentry.check_source(body, address, nonce):
-                raise self._fail(
-                    f"the source address shown for entry {index} is not the one the log "
-                    "committed to",
-                    entry=text, opening=json.dumps(opening, sort_keys=True)[:2000])
-            source = address
-        elif own and body.source_commitment is not None:
-            raise self._fail(f"the server withheld the source address of your entry {index}",
-                             entry=text)
-        record = {
-            "v": logentry.LEAF_VERSION_2, "event_id": skeleton.event_id, "time": skeleton.time,
-            "action": body.action, "result": body.result, "actor_id": body.actor_id,
-            "case_id": body.case_id, "file_id": body.file_id, "source": source,
-            "detail": body.detail, "signed_record": body.signed_record,
-        }
-        return entry, record
+            return read_row(row, index, own=own)
+        except RowRejected as exc:
+            raise self._fail(exc.problem, **exc.items) from exc
 
     def _case_rows(self, case_id: str, head: Checkpoint):
         """(index, entry, record, actor name) of a case's entries below the head, unproven."""
@@ -475,20 +440,6 @@ def _hashes(values: Any) -> list[bytes] | None:
     except EncodingError:
         return None
     return out if all(len(h) == merkle.HASH_SIZE for h in out) else None
-
-
-def _b64_entry(value: Any) -> bytes:
-    try:
-        return b64d(value)
-    except EncodingError as exc:
-        raise AuditVerificationError("the server sent an entry that is not base64url") from exc
-
-
-def _parse_entry(entry: bytes) -> dict[str, Any]:
-    try:
-        return parse_canonical(entry)
-    except EncodingError as exc:
-        raise AuditVerificationError("a log entry is not a canonical record") from exc
 
 
 __all__ = ["AuditLog", "AuditVerificationError", "audit_failure"]

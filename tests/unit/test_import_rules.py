@@ -81,6 +81,7 @@ _CLIENT_LAYERS = {
     "client.transfers": _BASE,
     "client.keystore": _BASE,
     "client.auditlog": _BASE,
+    "client.logrows": _BASE,
     "client.trust": _BASE,
     "client.crypto": _BASE,
     "client.session": _SESSION,
