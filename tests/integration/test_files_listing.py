@@ -97,7 +97,7 @@ def test_pages_with_limit_and_after_add_up_to_the_whole_list(listed, app_setting
     assert '"versions":5' in events[0][1].replace(" ", "")
     clock.advance(app_settings.event_aggregation_window)
     assert _get(kit, case, bob, limit=2).status_code == 200
-    (window,) = _list_events(app_settings, case.case_id, "file:list:read:window")
+    (window,) = _list_events(app_settings, case.case_id, "file:list:read_window")
     assert window[0] == bob.user_id and '"count":4' in window[1].replace(" ", "")
     assert len(_list_events(app_settings, case.case_id)) == 2  # the new window's first
 

@@ -25,6 +25,14 @@ FLOOD = 200
 ROUNDS = 40
 
 
+
+@pytest.fixture
+def clock(clock):
+    """Aggregation and rate-limit windows are aligned to the epoch: start a few seconds into an
+    hour, so that no test's steps straddle a window boundary by the chance of the wall clock."""
+    clock.now = clock.now.replace(minute=0, second=5)
+    return clock
+
 @pytest.fixture
 def app_settings(app_settings):
     # The shipped per-address limit (the suite's default lifts it for its many logins).
@@ -37,10 +45,16 @@ def _leaf_count(app) -> int:
 
 
 def _logged(app, action: str) -> list[dict]:
-    """The entries of `action` as the log holds them (the leaf bytes, not the event rows)."""
+    """The entries of `action` as the log holds them: each format-2 leaf's body (the tree
+    commits to it by hash), with the address the server recorded beside it."""
     with app.state.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT entry FROM log_leaves ORDER BY leaf_index")).all()
-    entries = [json.loads(bytes(row.entry)) for row in rows]
+        rows = conn.execute(
+            sa.text(
+                "SELECT l.body, e.source FROM log_leaves l JOIN audit_events e"
+                " ON e.id = l.event_id WHERE l.body IS NOT NULL ORDER BY l.leaf_index"
+            )
+        ).all()
+    entries = [{**json.loads(bytes(row.body)), "source": row.source} for row in rows]
     return [e for e in entries if e["action"] == action]
 
 

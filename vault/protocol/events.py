@@ -42,10 +42,10 @@ class Action(StrEnum):
     FILE_LISTED = "file:list:read"
     FILE_DELETED = "file:file:deleted"
     # One leaf per closed window of an aggregated event (T30): detail names the window and count.
-    ACTIVATE_RATELIMITED_WINDOW = "account:activate:ratelimited:window"
-    LOGIN_RATELIMITED_WINDOW = "account:login:ratelimited:window"
-    RECOVERY_RATELIMITED_WINDOW = "account:recovery:ratelimited:window"
-    FILE_LISTED_WINDOW = "file:list:read:window"
+    ACTIVATE_RATELIMITED_WINDOW = "account:activate:ratelimited_window"
+    LOGIN_RATELIMITED_WINDOW = "account:login:ratelimited_window"
+    RECOVERY_RATELIMITED_WINDOW = "account:recovery:ratelimited_window"
+    FILE_LISTED_WINDOW = "file:list:read_window"
 
 
 class CredentialCheck(StrEnum):
