@@ -232,9 +232,10 @@ class CaseOps:
                     case.get("membership_seq"), case.get("membership_head")))
             except NotAMember:
                 continue  # removed since the listing, or listed by a server that is wrong
+            hold = ctx.state.hold  # from our replay of the log, not from the listing
             out.append({"case_id": ctx.case_id,
                         "name": self.case_name(ctx, case.get("encrypted_info")),
-                        "role": ctx.role()})
+                        "role": ctx.role(), "hold": hold.reason if hold else None})
         return out
 
     def members(self, case_id: str) -> list[dict[str, Any]]:

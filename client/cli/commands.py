@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from client.cli import holds as hold_cli
 from client.cli import output as out
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
 from client.vault import Vault
@@ -141,7 +142,7 @@ def cmd_case_create(args: argparse.Namespace) -> None:
 
 def cmd_case_list(args: argparse.Namespace) -> None:
     cases = _vault(args).list_cases()
-    out.emit(args, cases, out.table(cases, ["case_id", "role", "name"]))
+    out.emit(args, cases, out.table(cases, hold_cli.case_columns(cases)))
 
 
 def cmd_put(args: argparse.Namespace) -> None:
@@ -151,7 +152,9 @@ def cmd_put(args: argparse.Namespace) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> None:
-    files = _vault(args).ls(args.case_id)
+    vault = _vault(args)
+    files = vault.ls(args.case_id)
+    hold_cli.notice(args, vault, args.case_id, stderr=True)
     out.emit(args, files, out.table(
         files, ["file_id", "version", "size", "uploaded_by", "uploaded_at", "name"]))
 
@@ -193,7 +196,9 @@ def cmd_role(args: argparse.Namespace) -> None:
 
 
 def cmd_members(args: argparse.Namespace) -> None:
-    members = _vault(args).members(args.case_id)
+    vault = _vault(args)
+    members = vault.members(args.case_id)
+    hold_cli.notice(args, vault, args.case_id, stderr=False)
     out.emit(args, members, out.table(members, ["username", "role"]))
 
 
@@ -318,6 +323,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id", nargs="?")
     p.add_argument("--verify", action="store_true",
                    help="re-verify the log and every receipt of your own actions")
+
+    hold_cli.register(add, _vault)
 
     p = add("fingerprint", cmd_fingerprint, "show a safety number (yours by default)")
     p.add_argument("username", nargs="?")
