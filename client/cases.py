@@ -343,6 +343,9 @@ class CaseOps:
             entries = self.session.audit_log().case_entries(case_id)
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
+        from client.holds import check_holds_kept  # client.holds builds on this module
+
+        check_holds_kept(ctx, entries)
         out = []
         for e in entries:
             record = e["record"]

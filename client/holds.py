@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from client import crypto
 from client.cases import CaseContext, CaseOps, check_case_id, iso
 from client.errors import CaseOnHold, VaultError
 from client.session import Session
@@ -42,6 +43,35 @@ def refuse_if_held(ctx: CaseContext) -> None:
             f"the case is under a legal hold placed by {hold['placed_by']} at "
             f"{hold['placed_at']} ({hold['reason']}); nothing in it can be deleted until an "
             "owner releases the hold (casevault hold CASE_ID --release)")
+
+
+def check_holds_kept(ctx: CaseContext, entries: list[dict[str, Any]]) -> None:
+    """Refuse a verified audit trail in which a file was deleted while a hold stood.
+
+    SPEC 4.2.1: a deletion's leaf between the leaf of a `hold` entry and that of its `release`
+    proves the server ignored the hold. A hold leaf counts only when it carries, byte for byte,
+    a `hold` entry of the replayed log, so a server cannot invent or move one.
+    """
+    def bodies(action: str) -> set[str]:
+        return {e.signed["body"] for e in ctx.state.entries if e.action == action}
+
+    holds, releases = bodies("hold"), bodies("release")
+    held_at: int | None = None
+    for e in entries:
+        record = e["record"]
+        signed = record.get("signed_record")
+        body = signed.get("body") if isinstance(signed, dict) else None
+        action = record.get("action")
+        if action == Action.CASE_HOLD_PLACED and body in holds:
+            held_at = e["index"]
+        elif action == Action.CASE_HOLD_RELEASED and body in releases:
+            held_at = None
+        elif (action == Action.FILE_DELETED and held_at is not None
+              and record.get("result", "success") == "success"):
+            raise crypto.IntegrityError(
+                f"audit log of case {ctx.case_id} (file {record.get('file_id')} was deleted at "
+                f"index {e['index']} under the legal hold logged at index {held_at}: the "
+                "server ignored the hold)")
 
 
 class Holds:

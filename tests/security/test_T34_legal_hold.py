@@ -216,3 +216,50 @@ def test_T34_server_erasing_a_held_file_is_caught(held_case, database_url, app_s
     with pytest.raises(IntegrityError, match=f"{ids[0]}.*hiding a file") as caught:
         alice.ls(case_id)
     assert exit_code(caught.value) == EXIT_INTEGRITY
+
+
+def test_T34_deletion_logged_under_hold_is_caught_by_audit(held_case, app_settings, clock):
+    """Bob signed a tombstone before the hold; the server withheld it and applies it once the
+    case is held, logging the deletion with its own recorder. The tombstone is valid as a
+    record, so only the order of the leaves proves the hold was ignored."""
+    from sqlalchemy.orm import Session
+
+    from vault.protocol.events import Action
+    from vault.services.case_access import signed_text
+    from vault.services.events import record_event
+
+    alice, bob, case_id, ids, before = held_case
+    tomb = _tombstone(bob, case_id, ids[0], before)
+    engine = sa.create_engine(app_settings.resolved_database_url())
+    try:
+        with Session(engine) as db:
+            db.execute(sa.text(
+                "UPDATE files SET deleted_at = :t, deleted_by = :u, tombstone_body = :b, "
+                "tombstone_sig = :s WHERE case_id = :c AND file_id = :f"),
+                {"t": clock.now, "u": bob.identity().user_id, "b": tomb["body"],
+                 "s": tomb["sig"], "c": case_id, "f": ids[0]})
+            db.execute(sa.text("UPDATE file_versions SET deleted = :d WHERE case_id = :c AND "
+                               "file_id = :f"), {"d": True, "c": case_id, "f": ids[0]})
+            record_event(db, action=Action.FILE_DELETED, actor_id=bob.identity().user_id,
+                         case_id=case_id, file_id=ids[0], signed_record=signed_text(tomb),
+                         now=clock.now)
+            db.commit()
+    finally:
+        engine.dispose()
+
+    assert [f["file_id"] for f in alice.ls(case_id)] == [ids[1]]  # the tombstone itself is valid
+    with pytest.raises(IntegrityError, match="ignored the hold") as caught:
+        alice.audit(case_id)
+    assert exit_code(caught.value) == EXIT_INTEGRITY
+
+
+def test_T34_deletion_before_the_hold_is_no_alarm(lawyer, tmp_path):
+    alice = lawyer("alice")
+    case_id = alice.create_case("R v Early")
+    doc = tmp_path / "a.txt"
+    doc.write_bytes(b"a")
+    (put,) = alice.put(case_id, [doc])
+    alice.rm(case_id, put["file_id"])
+    alice.hold(case_id, REASON)
+    actions = [e["action"] for e in alice.audit(case_id)]
+    assert actions.index("file:file:deleted") < actions.index("case:hold:placed")
