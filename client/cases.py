@@ -255,9 +255,10 @@ class CaseOps:
                     case.get("membership_seq"), case.get("membership_head")))
             except NotAMember:
                 continue  # removed since the listing, or listed by a server that is wrong
+            hold = ctx.state.hold  # from our replay of the log, not from the listing
             out.append({"case_id": ctx.case_id,
                         "name": self.case_name(ctx, case.get("encrypted_info")),
-                        "role": ctx.role()})
+                        "role": ctx.role(), "hold": hold.reason if hold else None})
         return out
 
     def members(self, case_id: str) -> list[dict[str, Any]]:
@@ -383,6 +384,9 @@ class CaseOps:
             entries = self.session.audit_log().case_entries(case_id)
         except AuditVerificationError as exc:
             raise audit_failure(exc, f"of case {case_id}") from exc
+        from client.holds import check_holds_kept  # client.holds builds on this module
+
+        check_holds_kept(ctx, entries)
         out = []
         states: dict[str, str] = {}  # per actor: the pins are read once, not once per entry
         for e in entries:

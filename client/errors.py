@@ -88,6 +88,13 @@ class MembershipStale(Conflict):
                "changed a member); nothing was changed; run the command again")
 
 
+class CaseOnHold(Conflict):
+    """409 case_on_hold, or the client's own refusal: a legal hold stands on the case."""
+
+    message = ("the case is under a legal hold: nothing in it can be deleted until an owner "
+               "releases the hold (casevault hold CASE_ID --release)")
+
+
 class PayloadTooLarge(ApiError):
     message = "the server refused the size of the upload"
 
@@ -264,6 +271,7 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
     "case_exists": Conflict,
     "membership_conflict": Conflict,
     "membership_stale": MembershipStale,
+    "case_on_hold": CaseOnHold,
     "version_conflict": Conflict,
     "upload_incomplete": Conflict,
     "username_taken": UsernameTaken,
@@ -307,7 +315,7 @@ ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
 # not the slug or the server's wording.
 PLAIN_MESSAGE: tuple[type[ApiError], ...] = (
     NotAuthenticated, InvalidCredentials, NotFound, RateLimited, BlobDamaged, InsufficientStorage,
-    MembershipStale,
+    MembershipStale, CaseOnHold,
 )
 
 
@@ -321,7 +329,8 @@ def error_class(code: str, status: int) -> type[ApiError]:
 
 __all__ = [
     "ERRORS_BY_CODE", "ERRORS_BY_STATUS", "FALLBACK_CODES", "ApiError", "AuditVerificationError",
-    "BlobDamaged", "ClientError", "CodeAlreadyUsed", "Conflict", "FingerprintMismatch",
+    "BlobDamaged", "CaseOnHold", "ClientError", "CodeAlreadyUsed", "Conflict",
+    "FingerprintMismatch",
     "Forbidden", "InsecureTransport", "InsufficientStorage", "IntegrityError",
     "InvalidCredentials", "InvalidRecoveryCode", "InvalidRequest", "InviteRequired", "KeyChanged",
     "KeystoreError", "LocalCopyDamaged", "MalformedReply", "MembershipStale", "NotAMember",

@@ -34,6 +34,7 @@ from client.files.delete import Deletions
 from client.files.download import Downloads
 from client.files.listing import CaseFiles
 from client.files.upload import Uploads
+from client.holds import Holds
 from client.keystore import Keystore, Profile
 from client.session import ConfirmHook, PassphraseSource, ProgressFactory, Session
 from client.trust import TrustStore
@@ -134,6 +135,17 @@ class Vault:
 
     def audit(self, case_id: str) -> list[dict[str, Any]]:
         return self._cases().audit(case_id)
+
+    def hold(self, case_id: str, reason: str) -> dict[str, Any]:
+        """Place a legal hold (owners): a signed entry of the case's membership log."""
+        return Holds(self.session).place(case_id, reason)
+
+    def release_hold(self, case_id: str) -> dict[str, Any]:
+        return Holds(self.session).release(case_id)
+
+    def hold_status(self, case_id: str) -> dict[str, Any] | None:
+        """The hold standing on the case by this client's own replay of the log, or None."""
+        return Holds(self.session).status(case_id)
 
     def verify_log(self) -> dict[str, Any]:
         """Advance the pinned checkpoint through a consistency proof, re-prove every receipt."""

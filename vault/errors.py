@@ -80,6 +80,13 @@ class UsernameTaken(Conflict):
     title = "That username is taken"
 
 
+class CaseOnHold(Conflict):
+    # A legal hold stands at the head of the case's signed membership log (SPEC 4.2.1): no
+    # file or version of the case may be deleted until an owner signs a release.
+    code = "case_on_hold"
+    title = "The case is under a legal hold; nothing in it can be deleted"
+
+
 class PayloadTooLarge(VaultError):
     code = "payload_too_large"
     title = "Payload too large"

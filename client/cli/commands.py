@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from client.cli import holds as hold_cli
 from client.cli import output as out
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
 from client.cli.safetext import shown
@@ -184,7 +185,7 @@ def cmd_case_create(args: argparse.Namespace) -> None:
 
 def cmd_case_list(args: argparse.Namespace) -> None:
     cases = _vault(args).list_cases()
-    out.emit(args, cases, out.table(cases, ["case_id", "role", "name"]))
+    out.emit(args, cases, out.table(cases, hold_cli.case_columns(cases)))
 
 
 def cmd_put(args: argparse.Namespace) -> None:
@@ -197,7 +198,9 @@ def cmd_put(args: argparse.Namespace) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> None:
-    files = _vault(args).ls(args.case_id)
+    vault = _vault(args)
+    files = vault.ls(args.case_id)
+    hold_cli.notice(args, vault, args.case_id, stderr=True)
     rows = [{**f, "uploaded_by": _who(f["uploaded_by"], f.get("uploaded_by_trust"))}
             for f in files]
     out.emit(args, files, out.table(
@@ -245,7 +248,9 @@ def cmd_role(args: argparse.Namespace) -> None:
 
 
 def cmd_members(args: argparse.Namespace) -> None:
-    members = _vault(args).members(args.case_id)
+    vault = _vault(args)
+    members = vault.members(args.case_id)
+    hold_cli.notice(args, vault, args.case_id, stderr=False)
     rows = [{**m, "trust": "KEY CHANGED" if m["trust"] == "changed" else m["trust"]}
             for m in members]
     out.emit(args, members, out.table(rows, ["username", "role", "trust"]))
@@ -379,6 +384,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id", nargs="?")
     p.add_argument("--verify", action="store_true",
                    help="re-verify the log and every receipt of your own actions")
+
+    hold_cli.register(add, _vault)
 
     p = add("fingerprint", cmd_fingerprint, "show a safety number (yours by default)")
     p.add_argument("username", nargs="?")

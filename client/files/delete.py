@@ -8,6 +8,7 @@ from client.api import field
 from client.cases import CaseContext, CaseOps
 from client.errors import MembershipStale, VaultError
 from client.files.listing import CaseFiles
+from client.holds import refuse_if_held
 from client.session import Session
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id
@@ -34,6 +35,7 @@ class Deletions:
         if not is_valid_id(file_id):
             raise VaultError(f"{file_id!r} is not a file id (32 hex digits)")
         ctx = self.cases.load(case_id)
+        refuse_if_held(ctx)  # from our own replay of the log, before anything is signed
         if not ctx.state.may_upload(ctx.me):
             raise VaultError("viewers cannot delete files")
         if file_id not in self.files.latest(ctx):

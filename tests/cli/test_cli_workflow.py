@@ -48,7 +48,7 @@ def test_json_flag_before_or_after_command(lawyers) -> None:
     after = json.loads(alice.run("ls", case_id, "--json").stdout)
     assert before == after == []
     cases = json.loads(alice.run("--json", "case", "list").stdout)
-    assert {"case_id": case_id, "name": "R v Jones", "role": "owner"} in cases
+    assert {"case_id": case_id, "name": "R v Jones", "role": "owner", "hold": None} in cases
 
 
 def test_two_lawyers_share_revoke_and_audit(lawyers, monkeypatch) -> None:

@@ -83,6 +83,7 @@ ROUTE_ERRORS: dict[str, tuple[RouteError, ...]] = {
     ),
     "POST /v1/cases/{case_id}/files/{file_id}/tombstone": (
         *_CASE_READ, FileNotFound, FileDeleted, errors.InvalidRequest, StaleMembership,
+        errors.CaseOnHold,
     ),
     "GET /v1/log/key": (),
     "GET /v1/log/checkpoint": (errors.InvalidRequest, errors.NotFound),

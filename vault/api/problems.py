@@ -32,6 +32,7 @@ STATUS_BY_ERROR: dict[type[errors.VaultError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.CaseOnHold: 409,  # a Conflict already; listed so the legal hold's status is plain
     errors.PayloadTooLarge: 413,
     errors.RateLimited: 429,
     errors.InsufficientStorage: 507,

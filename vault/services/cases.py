@@ -210,7 +210,8 @@ def append_membership(
     now: datetime | None = None,
     sharer_checkpoint: str | None = None,
 ) -> AppendedEntry:
-    """Append one owner-signed entry (add / remove / role) with the grants it needs.
+    """Append one owner-signed entry (add / remove / role / hold / release) with the grants
+    it needs (a hold or release needs none).
 
     `sharer_checkpoint`, the owner's latest verified log checkpoint, is logged in the event's
     detail so the added member can check it against their own view of the log.
@@ -263,13 +264,15 @@ def append_membership(
                 added_at=now,
             )
         )
-    else:
+    elif e.action in ("remove", "role"):
         row = db.get(CaseMember, (case_id, e.subject))
         assert row is not None  # the replay checked that the subject is a member
         if e.action == "remove":
             db.delete(row)
         else:
             row.role = e.role
+    # A `hold` or `release` is about the case, not a member (SPEC 4.2.1): no member row and no
+    # generation changes; the entry row and its audit event are the whole of it.
 
     common = {"actor_id": user.id, "case_id": case_id, "source": source, "now": now}
     appended = record_event(

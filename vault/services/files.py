@@ -18,7 +18,7 @@ from vault.db.base import utcnow
 from vault.db.models import User
 from vault.db.models.cases import ROLE_EDITOR
 from vault.db.models.files import FileRow, FileVersion, FileVersionPart
-from vault.errors import NotFound, StorageDamaged
+from vault.errors import CaseOnHold, NotFound, StorageDamaged
 from vault.protocol.cursor import format_cursor
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id
@@ -309,7 +309,8 @@ def delete_file(
     source: str | None = None,
     now: datetime | None = None,
 ) -> DeletedFile:
-    """Mark every version of a file deleted under a tombstone signed by an editor or owner."""
+    """Mark every version of a file deleted under a tombstone signed by an editor or owner,
+    unless a legal hold stands."""
     now = now or utcnow()
     require_member(db, case_id, user.id, min_role=ROLE_EDITOR)
     row = file_row(db, case_id, file_id) if is_valid_id(file_id) else None
@@ -318,6 +319,10 @@ def delete_file(
     if row.deleted_at is not None:
         raise FileDeleted()
     state, identities = load_state(db, case_id)
+    # Before the tombstone is read: whatever position it names, a hold at the head refuses it
+    # (SPEC 4.2.1). A hold appended after this check moves the head, so lock_head refuses then.
+    if state.hold is not None:
+        raise CaseOnHold(f"the case is under a legal hold (membership position {state.hold.seq})")
     try:
         tomb = verify_tombstone(tombstone, state, identities)
     except RecordError as exc:

@@ -54,7 +54,9 @@ def _referenced(db: Session, keys: list[str]) -> set[str]:
     # Upload parts before versions: completion moves a blob from an upload part row to a
     # version's rows in one commit, so under READ COMMITTED this order always sees it in one
     # table or the other. A version's blobs are its blob_key and, when it has several parts,
-    # every key of its part list.
+    # every key of its part list. Whether a version is deleted is not asked: a tombstone keeps
+    # the version's row, so its blob stays referenced, which a legal hold (SPEC 4.2.1: keep
+    # every blob of every version of a held case) relies on.
     parts = set(db.scalars(select(UploadPart.blob_key).where(UploadPart.blob_key.in_(keys))))
     versions = set(db.scalars(select(FileVersion.blob_key).where(FileVersion.blob_key.in_(keys))))
     listed = set(

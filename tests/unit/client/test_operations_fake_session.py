@@ -156,7 +156,8 @@ def test_create_list_and_members_over_a_fake_session(world):
     api, log, alice = world
     cases = CaseOps(alice)
     case_id = cases.create("R v Smith")
-    assert cases.list() == [{"case_id": case_id, "name": "R v Smith", "role": "owner"}]
+    assert cases.list() == [{"case_id": case_id, "name": "R v Smith", "role": "owner",
+                             "hold": None}]
     assert cases.members(case_id) == [{"username": "alice", "role": "owner",
                                        "trust": "verified"}]
     # The creation's own log entry was sent for proof, naming the one shared action.
