@@ -51,6 +51,17 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def warn(message: str) -> None:
+    """A notice on stderr that does not end the command (a skipped or refused file)."""
+    message = " ".join(str(message).split())
+    sys.stderr.write(f"casevault: {message}\n")
+    sys.stderr.flush()
+
+
+def skipped(path: Any, reason: str) -> None:
+    warn(f"skipped {path}: {reason}")
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
@@ -106,13 +117,24 @@ class _NoBar:
 
 
 def progress_factory(*, enabled: bool) -> Callable[[str, int], Any]:
-    """A context-manager factory `bar(label, total)` drawing on stderr when it is a terminal."""
+    """A context-manager factory `bar(label, total)` drawing on stderr when it is a terminal.
+
+    Bars opened inside another (each file inside the total of a folder) join the outer one's
+    display: Rich allows one live display at a time."""
     console = Console(stderr=True)
+    live: list[Progress] = []
 
     @contextmanager
     def bar(label: str, total: int) -> Iterator[Any]:
         if not enabled or total < PROGRESS_MIN_BYTES or not console.is_terminal:
             yield _NoBar()
+            return
+        if live:
+            task = live[0].add_task(label, total=total)
+            try:
+                yield _Bar(live[0], task)
+            finally:
+                live[0].remove_task(task)
             return
         with Progress(
             TextColumn("{task.description}"),
@@ -123,6 +145,10 @@ def progress_factory(*, enabled: bool) -> Callable[[str, int], Any]:
             console=console,
             transient=True,
         ) as progress:
-            yield _Bar(progress, progress.add_task(label, total=total))
+            live.append(progress)
+            try:
+                yield _Bar(progress, progress.add_task(label, total=total))
+            finally:
+                live.clear()
 
     return bar
