@@ -173,3 +173,19 @@ def test_put_skips_symlinks_and_special_files_with_a_notice(lawyers, tmp_path):
     assert "link.txt: symbolic link, not followed" in proc.stderr
     assert "linkdir: symbolic link, not followed" in proc.stderr
     assert "pipe: not a regular file" in proc.stderr
+
+
+def test_progress_on_stderr_for_a_large_tree_and_quiet_with_json(lawyers):
+    (alice,) = lawyers("alice")
+    case_id = alice.json("case", "create", "R v Eriksen")["case_id"]
+    # a.pdf has a bar of its own inside the total's display; b.pdf is too small for one.
+    big = {"Scans/a.pdf": os.urandom(5 << 20), "Scans/b.pdf": os.urandom(1 << 20)}
+    src = _tree(alice.workdir / "src", big)
+    alice.extra_env["TTY_COMPATIBLE"] = "1"  # Rich draws as it would on a terminal
+    put = alice.run("put", case_id, str(src / "Scans")).stderr
+    assert "put 2 files" in put and "put a.pdf" in put and "put b.pdf" not in put
+    got = alice.run("get", case_id, "--all", "-o", "out").stderr
+    assert "get 2 files" in got and "get a.pdf" in got
+    assert _files_under(alice.workdir / "out") == big
+    quiet = alice.run("--json", "get", case_id, "--all", "-o", "again")
+    assert quiet.stderr == "" and len(json.loads(quiet.stdout)) == 2
