@@ -64,7 +64,7 @@ class BulkDownloads(Downloads):
         result = BulkResult()
         items = self._verified(ctx, file_ids, folder, result)
         self._plan(root, items, folder)
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         todo = [i for i in items if i.placement and not i.placement.present]
         total = sum(i.manifest.blob_size for i in todo)
         with self.session.bar(f"get {len(items)} files", total) as overall:

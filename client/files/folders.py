@@ -38,9 +38,12 @@ SkipNotice = Callable[[Path, str], None]
 
 
 def folder_arg(text: str | None, flag: str) -> str:
-    """A folder named on the command line, canonical; '' (or None) is the case root."""
+    """A folder named on the command line, canonical; '' (or None) is the case root. One
+    trailing '/' is how shells complete a folder's name, so it is accepted."""
     try:
-        return normalize_folder(text or "")
+        given = text or ""
+        return normalize_folder(given[:-1] if given.endswith(SEPARATOR) and given != SEPARATOR
+                                else given)
     except PathError as exc:
         raise VaultError(f"{flag} {text!r}: {exc}") from None
 
@@ -211,7 +214,7 @@ def make_parents(placement: Placement) -> Path:
     for segment in placement.rel.split(SEPARATOR)[:-1]:
         current = current / segment
         with contextlib.suppress(FileExistsError):
-            os.mkdir(current, 0o700)
+            os.mkdir(current, 0o700)  # case files are confidential, like the files (0600)
         if os.path.islink(current) or not current.is_dir():
             raise VaultError(f"{current} is not a plain folder; nothing is written through it")
     dest = placement.dest

@@ -59,7 +59,7 @@ def test_put_tree_ls_paths_and_folder_filter(lawyers):
     photos = alice.json("ls", case_id, "Evidence/photos")
     assert [e["path"] for e in photos] == ["Evidence/photos/IMG_0001.jpg",
                                            "Evidence/photos/IMG_0002.jpg"]
-    evidence = alice.json("ls", case_id, "Evidence")
+    evidence = alice.json("ls", case_id, "Evidence/")  # as a shell completes a folder
     assert len(evidence) == 3
     # Whole segments: "Evid" is not a prefix folder of "Evidence/...".
     assert alice.json("ls", case_id, "Evid") == []
