@@ -174,8 +174,7 @@ def cmd_get(args: argparse.Namespace) -> None:
 def cmd_get_many(args: argparse.Namespace) -> None:
     if args.version is not None:
         raise UsageError("--version takes one FILE_ID")
-    if (args.all or args.folder is not None) and (args.file_id or args.all == (
-            args.folder is not None)):
+    if bool(args.file_id) + args.all + (args.folder is not None) != 1:
         raise UsageError("pass FILE_IDs, --all or --folder FOLDER: one of them")
     if args.output is None and (args.all or args.folder is not None):
         raise UsageError("--all and --folder need -o DIR")
