@@ -14,6 +14,7 @@ import this module, so another face (the graphical client) can drive them the sa
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from client import crypto
@@ -30,8 +31,10 @@ from client.errors import (
     UnknownUser,
     VaultError,
 )
+from client.files.bulk import BulkDownloads, BulkResult
 from client.files.delete import Deletions
 from client.files.download import Downloads
+from client.files.folders import SkipNotice, folder_arg, in_folder, plan_upload
 from client.files.listing import CaseFiles
 from client.files.upload import Uploads
 from client.holds import Holds
@@ -153,17 +156,34 @@ class Vault:
 
     # ------------------------------------------------------------ files
 
-    def put(self, case_id: str, paths: list[Any], *,
-            file_id: str | None = None) -> list[dict[str, Any]]:
-        """Upload files; with `file_id`, one path becomes the next version of that file."""
-        return Uploads(self.session).put(case_id, paths, file_id=file_id)
+    def put(self, case_id: str, paths: list[Any], *, file_id: str | None = None,
+            to: str | None = None, on_skip: SkipNotice | None = None) -> list[dict[str, Any]]:
+        """Upload files and directories (recursively, as `cp -r`) into folder `to` (the root
+        by default); with `file_id`, one file becomes the next version of that file."""
+        if file_id is not None and (len(paths) != 1 or Path(paths[0]).is_dir()):
+            raise VaultError("a new version takes exactly one file")
+        planned = plan_upload([Path(p) for p in paths], to=to, on_skip=on_skip)
+        # A new version stays in its file's folder unless --to names another.
+        places: list[str | None] = [p.case_path for p in planned]
+        if file_id is not None and to is None:
+            places = [None]
+        return Uploads(self.session).put(case_id, [p.local for p in planned], file_id=file_id,
+                                         case_paths=places)
 
-    def ls(self, case_id: str) -> list[dict[str, Any]]:
-        return CaseFiles(self.session).ls(case_id)
+    def ls(self, case_id: str, folder: str | None = None) -> list[dict[str, Any]]:
+        """The latest version of every file, or of those inside `folder`, sorted by path."""
+        return in_folder(CaseFiles(self.session).ls(case_id), folder_arg(folder, "FOLDER"))
 
     def get(self, case_id: str, file_id: str, *, output: Any = None,
             version: int | None = None) -> dict[str, Any]:
         return Downloads(self.session).get(case_id, file_id, output=output, version=version)
+
+    def get_many(self, case_id: str, *, output: Any, file_ids: list[str] | None = None,
+                 folder: str | None = None) -> BulkResult:
+        """Several files (`file_ids`), one folder, or the whole case into directory `output`,
+        keeping folders; see client.files.bulk for what stops it and what is reported."""
+        return BulkDownloads(self.session).get_many(case_id, output=Path(output),
+                                                    file_ids=file_ids, folder=folder)
 
     def rm(self, case_id: str, file_id: str) -> None:
         Deletions(self.session).delete(case_id, file_id)

@@ -18,6 +18,8 @@ from client.cli import holds as hold_cli
 from client.cli import output as out
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
 from client.cli.safetext import shown
+from client.crypto import IntegrityError
+from client.errors import VaultError
 from client.vault import Vault
 
 __all__ = ["EXIT_INTEGRITY", "EXIT_OK", "Vault", "main"]
@@ -190,8 +192,8 @@ def cmd_case_list(args: argparse.Namespace) -> None:
 
 def cmd_put(args: argparse.Namespace) -> None:
     results = _vault(args).put(args.case_id, [Path(p) for p in args.paths],
-                               file_id=args.file_id)
-    out.emit(args, results, out.table(results, ["file_id", "version", "size", "name", "sha256"]))
+                               file_id=args.file_id, to=args.to, on_skip=out.skipped)
+    out.emit(args, results, out.table(results, ["file_id", "version", "size", "path", "sha256"]))
     if not args.json and results and results[0].get("unverified_members"):
         out.text("Members not verified: " + ", ".join(
             _who(p["username"], p["trust"]) for p in results[0]["unverified_members"]))
@@ -199,15 +201,21 @@ def cmd_put(args: argparse.Namespace) -> None:
 
 def cmd_ls(args: argparse.Namespace) -> None:
     vault = _vault(args)
-    files = vault.ls(args.case_id)
+    files = vault.ls(args.case_id, args.folder)
     hold_cli.notice(args, vault, args.case_id, stderr=True)
     rows = [{**f, "uploaded_by": _who(f["uploaded_by"], f.get("uploaded_by_trust"))}
             for f in files]
     out.emit(args, files, out.table(
-        rows, ["file_id", "version", "size", "uploaded_by", "uploaded_at", "name"]))
+        rows, ["file_id", "version", "size", "uploaded_by", "uploaded_at", "path"]))
 
 
 def cmd_get(args: argparse.Namespace) -> None:
+    if args.all or args.folder is not None or len(args.file_id) > 1:
+        cmd_get_many(args)
+        return
+    if len(args.file_id) != 1:
+        raise UsageError("name a FILE_ID, or pass --all or --folder FOLDER with -o DIR")
+    args.file_id = args.file_id[0]
     result = _vault(args).get(args.case_id, args.file_id,
                               output=Path(args.output) if args.output else None,
                               version=args.version)
@@ -215,6 +223,27 @@ def cmd_get(args: argparse.Namespace) -> None:
     out.emit(args, result, f"Saved {shown(result['name'])} to {shown(where)}  "
              f"sha256 {result['sha256']}  (verified; uploaded by "
              f"{_who(result['uploaded_by'], result.get('uploaded_by_trust'))})")
+
+
+def cmd_get_many(args: argparse.Namespace) -> None:
+    if args.version is not None:
+        raise UsageError("--version takes one FILE_ID")
+    if bool(args.file_id) + args.all + (args.folder is not None) != 1:
+        raise UsageError("pass FILE_IDs, --all or --folder FOLDER: one of them")
+    if args.output is None and (args.all or args.folder is not None):
+        raise UsageError("--all and --folder need -o DIR")
+    result = _vault(args).get_many(
+        args.case_id, output=Path(args.output) if args.output else Path.cwd(),
+        file_ids=args.file_id or None, folder=args.folder)
+    out.emit(args, result.written, out.table(result.written, ["file_id", "size", "path"]))
+    if result.failed:
+        for failure in result.failed:
+            out.warn(failure["reason"])
+        if result.integrity_failed:
+            bad = ", ".join(f["file_id"] for f in result.failed if f["verification"])
+            raise IntegrityError(f"file(s) {bad}")  # "... failed verification": exit 3
+        ids = ", ".join(f["file_id"] for f in result.failed)
+        raise VaultError(f"{len(result.failed)} file(s) not written ({ids})")
 
 
 def cmd_rm(args: argparse.Namespace) -> None:
@@ -339,21 +368,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     add("list", cmd_case_list, "list your cases", case_sub)
 
-    p = add("put", cmd_put, "encrypt and upload files")
+    p = add("put", cmd_put, "encrypt and upload files and folders (recursively, like cp -r)")
     p.add_argument("case_id")
     p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--to", metavar="FOLDER", help="the folder of the case to upload into")
     p.add_argument("--file-id", metavar="FILE_ID",
                    help="upload the one PATH as the next version of this existing file")
     p.add_argument("--yes", action="store_true",
                    help="confirm members whose keys are not verified without asking")
 
-    p = add("ls", cmd_ls, "list the files of a case")
+    p = add("ls", cmd_ls, "list the files of a case, or of one of its folders")
     p.add_argument("case_id")
+    p.add_argument("folder", nargs="?", metavar="FOLDER")
 
-    p = add("get", cmd_get, "download, verify and decrypt a file")
+    p = add("get", cmd_get, "download, verify and decrypt files (folders kept)")
     p.add_argument("case_id")
-    p.add_argument("file_id")
-    p.add_argument("-o", "--output", metavar="PATH")
+    p.add_argument("file_id", nargs="*", metavar="FILE_ID")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="a file, or with several files a directory (created if missing)")
+    p.add_argument("--all", action="store_true", help="the latest version of every file")
+    p.add_argument("--folder", metavar="FOLDER", help="every file inside one folder")
     p.add_argument("--version", type=int, metavar="N")
 
     p = add("rm", cmd_rm, "delete a file")

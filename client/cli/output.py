@@ -63,6 +63,11 @@ def warn(message: str) -> None:
     sys.stderr.flush()
 
 
+def skipped(path: Any, reason: str) -> None:
+    """A notice on stderr that does not end the command (a skipped or refused file)."""
+    warn(f"skipped {shown(str(path))}: {reason}")
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
@@ -122,13 +127,24 @@ class _NoBar:
 
 
 def progress_factory(*, enabled: bool) -> Callable[[str, int], Any]:
-    """A context-manager factory `bar(label, total)` drawing on stderr when it is a terminal."""
+    """A context-manager factory `bar(label, total)` drawing on stderr when it is a terminal.
+
+    Bars opened inside another (each file inside the total of a folder) join the outer one's
+    display: Rich allows one live display at a time."""
     console = Console(stderr=True)
+    live: list[Progress] = []
 
     @contextmanager
     def bar(label: str, total: int) -> Iterator[Any]:
         if not enabled or total < PROGRESS_MIN_BYTES or not console.is_terminal:
             yield _NoBar()
+            return
+        if live:
+            task = live[0].add_task(label, total=total)
+            try:
+                yield _Bar(live[0], task)
+            finally:
+                live[0].remove_task(task)
             return
         with Progress(
             TextColumn("{task.description}"),
@@ -139,7 +155,11 @@ def progress_factory(*, enabled: bool) -> Callable[[str, int], Any]:
             console=console,
             transient=True,
         ) as progress:
-            # The label names a file someone else chose, and Rich reads markup in it.
-            yield _Bar(progress, progress.add_task(shown_markup(label), total=total))
+            live.append(progress)
+            try:
+                # The label names a file someone else chose, and Rich reads markup in it.
+                yield _Bar(progress, progress.add_task(shown_markup(label), total=total))
+            finally:
+                live.clear()
 
     return bar

@@ -17,6 +17,7 @@ from client import crypto
 from client.cases import CaseContext, CaseOps, iso
 from client.errors import VaultError
 from client.files import paging
+from client.files.folders import entry_path
 from client.files.history import check_listing
 from client.session import Session
 from vault.protocol.encoding import EncodingError, b64d
@@ -108,6 +109,6 @@ class CaseFiles:
                         "size": meta.size, "sha256": meta.sha256,
                         "uploaded_by": ctx.username(manifest.uploader),
                         "uploaded_by_trust": trust[manifest.uploader],
-                        "uploaded_at": iso(manifest.time)})
+                        "uploaded_at": iso(manifest.time), "path": entry_path(meta)})
         self.record_seen(ctx, seen)
         return sorted(out, key=lambda r: (r["name"], r["file_id"]))

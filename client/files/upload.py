@@ -27,6 +27,7 @@ from client.errors import (
     NotFound,
     VaultError,
 )
+from client.files.folders import keep_folder
 from client.files.listing import CaseFiles, sha256_hex
 from client.files.parts import PartSender, PartWriter, part_digests
 from client.session import Session
@@ -35,6 +36,7 @@ from client.trust import confirm_people, unverified_members
 from vault.protocol.encoding import b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
+from vault.protocol.paths import split_path
 from vault.protocol.records import LABEL_MANIFEST, manifest_body
 
 PART_SIZE = 8 * 1024 * 1024
@@ -68,9 +70,13 @@ class Uploads:
             self._states.seal_plaintext()
         return self._states
 
-    def put(self, case_id: str, paths: list[Path], *,
-            file_id: str | None = None) -> list[dict[str, Any]]:
-        """Encrypt and upload files; with `file_id`, one path becomes that file's next version."""
+    def put(self, case_id: str, paths: list[Path], *, file_id: str | None = None,
+            case_paths: list[str | None] | None = None) -> list[dict[str, Any]]:
+        """Encrypt and upload files; with `file_id`, one path becomes that file's next version.
+
+        `case_paths` gives each file its folder path in the case (client.files.folders); None
+        leaves a file without one, except a new version, which stays in its file's folder."""
+        places = list(case_paths) if case_paths is not None else [None] * len(paths)
         for path in paths:
             if not path.is_file():
                 raise VaultError(f"{path} is not a readable file")
@@ -93,25 +99,37 @@ class Uploads:
             current = self.files.latest(ctx).get(file_id)
             if current is None:
                 raise VaultError(f"no file {file_id} in this case")
-            manifest, _, _ = self.files.verify(ctx, current)
+            manifest, _, meta = self.files.verify(ctx, current)
             self.files.record_seen(ctx, {file_id: (manifest.version, False)})
             target = (file_id, manifest.version + 1)
-        return [{**self._put_one(ctx, Path(path), target), "unverified_members": unverified}
-                for path in paths]
+            if places[0] is None:
+                places[0] = keep_folder(meta, Path(paths[0]).name)
+        results = []
+        # The total over several files; each large file also has its own bar.
+        total = sum(Path(p).stat().st_size for p in paths) if len(paths) > 1 else 0
+        with self.session.bar(f"put {len(paths)} files", total) as overall:
+            for path, place in zip(paths, places, strict=True):
+                results.append({**self._put_one(ctx, Path(path), target, place),
+                                "unverified_members": unverified})
+                overall.advance(Path(path).stat().st_size if total else 0)
+        return results
 
     def _transfer_key(self, ctx: CaseContext, path: Path,
-                      target: tuple[str, int] | None) -> str:
+                      target: tuple[str, int] | None, case_path: str | None = None) -> str:
         """The transfer's file name: a keyed hash of the file's path, size and time (the key
         as older clients named their files in clear, so their state is found again)."""
         st = path.stat()
         ident = f"{path.resolve()}\x00{st.st_size}\x00{st.st_mtime_ns}\x00{target}"
+        if case_path is not None:
+            # The sealed metadata names the path: another path is another upload.
+            ident += f"\x00{case_path}"
         key = f"up-{ctx.case_id}-{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
         return self._transfers().name(key)
 
-    def _put_one(self, ctx: CaseContext, path: Path,
-                 target: tuple[str, int] | None) -> dict[str, Any]:
+    def _put_one(self, ctx: CaseContext, path: Path, target: tuple[str, int] | None,
+                 case_path: str | None = None) -> dict[str, Any]:
         ks, states = self.session.keystore, self._transfers()
-        key = self._transfer_key(ctx, path, target)
+        key = self._transfer_key(ctx, path, target, case_path)
         state = states.load(key)
         blob_path = ks.transfer_path(key, "blob")
         if state is not None and (state.get("generation") != ctx.generation
@@ -130,7 +148,7 @@ class Uploads:
                 blob_path.unlink(missing_ok=True)
                 return done.result
         if state is None:
-            state = self._encrypt_and_send(ctx, path, blob_path, key, target)
+            state = self._encrypt_and_send(ctx, path, blob_path, key, target, case_path)
         result = self._complete(ctx, state, key)
         states.clear(key)
         blob_path.unlink(missing_ok=True)
@@ -151,13 +169,16 @@ class Uploads:
             self._send_parts(ctx, state, blob_path, label)
 
     def _encrypt_and_send(self, ctx: CaseContext, path: Path, blob_path: Path, key: str,
-                          target: tuple[str, int] | None) -> dict[str, Any]:
+                          target: tuple[str, int] | None,
+                          case_path: str | None = None) -> dict[str, Any]:
         """Encrypt once into the transfer folder; each part goes up as soon as it is written."""
         file_id, version = target or (new_id(), 1)
         file_key = crypto.new_file_key()
+        # The name is the path's last segment (its NFC form), not the bytes this disk uses.
+        name = split_path(case_path)[1] if case_path is not None else path.name
         state: dict[str, Any] = {
             "case_id": ctx.case_id, "file_id": file_id, "version": version,
-            "generation": ctx.generation, "name": path.name,
+            "generation": ctx.generation, "name": name, "path": case_path,
             "blob_size": crypto.blob_size_for(path.stat().st_size),
             # Kept with the upload: a resume must cut the blob exactly as it was announced.
             "part_size": PART_SIZE,
@@ -180,9 +201,9 @@ class Uploads:
                 self._abort(ctx, state)
                 raise
             media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            meta = crypto.FileMetadata(name=path.name, size=res.plaintext_size,
+            meta = crypto.FileMetadata(name=name, size=res.plaintext_size,
                                        sha256=res.plaintext_sha256, media_type=media_type,
-                                       client_time=self.session.now())
+                                       client_time=self.session.now(), path=case_path)
             enc_meta = crypto.encrypt_file_metadata(
                 meta, file_key=file_key, case_id=ctx.case_id, file_id=file_id, version=version)
             wrapped = crypto.wrap_file_key(file_key, case_key=ctx.key, case_id=ctx.case_id,
@@ -225,7 +246,7 @@ class Uploads:
                 except AuditVerificationError as exc:
                     raise audit_failure(exc, f"entry of your {Action.FILE_UPLOADED}") from exc
                 self.cases.receipt(index, expect=expect, detail={"version": state["version"]})
-                return {k: state[k] for k in ("file_id", "version", "name", "size", "sha256")}
+                return _result(state)
         return None
 
     def _create_upload(self, ctx: CaseContext, state: dict[str, Any]) -> str:
@@ -303,5 +324,9 @@ class Uploads:
                     "file_id": state["file_id"]},
             detail={"version": state["version"]})
         self.files.record_seen(ctx, {state["file_id"]: (state["version"], False)})
-        return {"file_id": state["file_id"], "version": state["version"], "name": state["name"],
-                "size": state["size"], "sha256": state["sha256"]}
+        return _result(state)
+
+
+def _result(state: dict[str, Any]) -> dict[str, Any]:
+    result = {k: state[k] for k in ("file_id", "version", "name", "size", "sha256")}
+    return {**result, "path": state.get("path") or state["name"]}
