@@ -46,7 +46,8 @@ def test_put_tree_ls_paths_and_folder_filter(lawyers):
     case_id, put = _case_with_tree(alice)
     assert sorted(e["path"] for e in put) == sorted(TREE)
     for entry in put:
-        assert set(entry) == {"file_id", "version", "name", "size", "sha256", "path"}
+        assert set(entry) == {"file_id", "version", "name", "size", "sha256", "path",
+                              "unverified_members"}
         assert entry["name"] == entry["path"].rsplit("/", 1)[-1]
         assert entry["size"] == len(TREE[entry["path"]])
 
