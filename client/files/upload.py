@@ -120,8 +120,9 @@ class Uploads:
         as older clients named their files in clear, so their state is found again)."""
         st = path.stat()
         ident = f"{path.resolve()}\x00{st.st_size}\x00{st.st_mtime_ns}\x00{target}"
-        if case_path is not None:
-            # The sealed metadata names the path: another path is another upload.
+        if case_path is not None and case_path != path.name:
+            # The sealed metadata names the path: another path is another upload. A file at
+            # the case root keeps the key older clients used, so their resume state is found.
             ident += f"\x00{case_path}"
         key = f"up-{ctx.case_id}-{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
         return self._transfers().name(key)

@@ -8,19 +8,26 @@ objects, membership entries are signed with their keys and replayed with the sam
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import itertools
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from client.cases import CaseOps
+from client.crypto import _aead
+from client.crypto import seal as _seal
 from client.crypto.keys import Identity
 from client.crypto.seal import (
+    LABEL_FILE_META,
     FileMetadata,
     encrypt_file_metadata,
+    file_metadata_body,
     make_key_link,
     new_case_key,
     new_file_key,
+    wrap_file_key,
 )
 from client.crypto.stream import decrypt_to_path, encrypt_stream
 from vault.protocol.encoding import b64d, b64e, canonical_json, parse_canonical
@@ -30,7 +37,13 @@ from vault.protocol.membership import (
     membership_entry_body,
     replay_membership,
 )
-from vault.protocol.records import LABEL_MEMBERSHIP, ZERO_HASH, IdentityRecord
+from vault.protocol.records import (
+    LABEL_MANIFEST,
+    LABEL_MEMBERSHIP,
+    ZERO_HASH,
+    IdentityRecord,
+    manifest_body,
+)
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -336,3 +349,38 @@ def walk_routes(routes, prefix: str = ""):
 
 def bearer(vault) -> dict[str, str]:
     return {"Authorization": f"Bearer {vault.keystore.load_session()}"}
+
+
+def plant_upload(uploader, case_id: str, plaintext: bytes, **meta_fields) -> str:
+    """Upload `plaintext` as `uploader` (a client.vault.Vault: a co-counsel with a modified
+    client) with a metadata record carrying `meta_fields` as given, no path rule applied,
+    signed and wrapped exactly like an honest upload. Returns its file id."""
+    ctx = CaseOps(uploader.session).load(case_id)
+    file_id, file_key = new_id(), new_file_key()
+    blob = io.BytesIO()
+    res = encrypt_stream(io.BytesIO(plaintext), blob, file_key, case_id=case_id,
+                         file_id=file_id, version=1)
+    honest = FileMetadata(name="x", size=len(plaintext), sha256=res.plaintext_sha256)
+    body = {**file_metadata_body(honest), **meta_fields}
+    ad = _aead.labelled(LABEL_FILE_META, case_id, file_id, 1)
+    meta = _aead.seal(_seal._meta_key(file_key), canonical_json(body), ad)
+    wrapped = wrap_file_key(file_key, case_key=ctx.key, case_id=case_id, file_id=file_id,
+                            version=1, generation=ctx.generation)
+    data = blob.getvalue()
+    api = uploader.session.api
+    upload_id = api.create_upload(case_id, {"file_id": file_id, "version": 1,
+                                            "total_size": len(data),
+                                            "part_size": len(data)})["upload_id"]
+    api.upload_part(case_id, upload_id, 0, data, sha256=hashlib.sha256(data).hexdigest(),
+                    length=len(data))
+    signed = uploader.identity().sign(LABEL_MANIFEST, manifest_body(
+        case_id=case_id, file_id=file_id, version=1, generation=ctx.generation,
+        membership_seq=ctx.state.head.seq, blob_size=len(data),
+        blob_sha256=hashlib.sha256(data).hexdigest(),
+        meta_hash=hashlib.sha256(meta).hexdigest(),
+        wrapped_key_hash=hashlib.sha256(wrapped).hexdigest(),
+        uploader=uploader.identity().user_id, time=uploader.session.now()))
+    api.complete_upload(case_id, upload_id, {"manifest": signed,
+                                             "encrypted_metadata": b64e(meta),
+                                             "wrapped_key": b64e(wrapped)})
+    return file_id

@@ -9,65 +9,16 @@ directly with the client's own AEAD as a modified client would. The lawyer runs 
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 
 import pytest
 from attack_kit import PASSPHRASE
+from attack_kit import plant_upload as _plant
 
-from client.cases import CaseOps
 from client.cli.commands import main
 from client.cli.exits import EXIT_ERROR, EXIT_INTEGRITY
-from client.crypto import _aead
-from client.crypto import seal as _seal
-from client.crypto.seal import (
-    LABEL_FILE_META,
-    FileMetadata,
-    file_metadata_body,
-    new_file_key,
-    wrap_file_key,
-)
-from client.crypto.stream import encrypt_stream
 from client.errors import VaultError
 from client.files.folders import make_parents, place
-from vault.protocol.encoding import b64e, canonical_json
-from vault.protocol.ids import new_id
-from vault.protocol.records import LABEL_MANIFEST, manifest_body
-
-
-def _plant(uploader, case_id: str, plaintext: bytes, **meta_fields) -> str:
-    """Upload `plaintext` as `uploader` with a metadata record carrying `meta_fields` as given
-    (no path rule applied), signed and wrapped exactly like an honest upload. Returns its id."""
-    ctx = CaseOps(uploader.session).load(case_id)
-    file_id, file_key = new_id(), new_file_key()
-    blob = io.BytesIO()
-    res = encrypt_stream(io.BytesIO(plaintext), blob, file_key, case_id=case_id,
-                         file_id=file_id, version=1)
-    honest = FileMetadata(name="x", size=len(plaintext), sha256=res.plaintext_sha256)
-    body = {**file_metadata_body(honest), **meta_fields}
-    ad = _aead.labelled(LABEL_FILE_META, case_id, file_id, 1)
-    meta = _aead.seal(_seal._meta_key(file_key), canonical_json(body), ad)
-    wrapped = wrap_file_key(file_key, case_key=ctx.key, case_id=case_id, file_id=file_id,
-                            version=1, generation=ctx.generation)
-    data = blob.getvalue()
-    api = uploader.session.api
-    upload_id = api.create_upload(case_id, {"file_id": file_id, "version": 1,
-                                            "total_size": len(data),
-                                            "part_size": len(data)})["upload_id"]
-    api.upload_part(case_id, upload_id, 0, data, sha256=hashlib.sha256(data).hexdigest(),
-                    length=len(data))
-    signed = uploader.identity().sign(LABEL_MANIFEST, manifest_body(
-        case_id=case_id, file_id=file_id, version=1, generation=ctx.generation,
-        membership_seq=ctx.state.head.seq, blob_size=len(data),
-        blob_sha256=hashlib.sha256(data).hexdigest(),
-        meta_hash=hashlib.sha256(meta).hexdigest(),
-        wrapped_key_hash=hashlib.sha256(wrapped).hexdigest(),
-        uploader=uploader.identity().user_id, time=uploader.session.now()))
-    api.complete_upload(case_id, upload_id, {"manifest": signed,
-                                             "encrypted_metadata": b64e(meta),
-                                             "wrapped_key": b64e(wrapped)})
-    return file_id
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cli_kit
+from attack_kit import PASSPHRASE, plant_upload
 
 from client.cli.safetext import shown, shown_markup
+from client.vault import Vault
 
 server = cli_kit.server
 lawyers = cli_kit.lawyers
@@ -39,7 +41,15 @@ def test_T31_file_and_case_names_are_escaped_in_human_output(lawyers):
     names = [CLIPBOARD, ROW_REWRITE, BIDI]
     for name in names:
         (bob.workdir / name).write_text("planted")
-    bob.run("put", case_id, *[str(bob.workdir / n) for n in names])
+    # Bob's own client refuses such names before uploading anything (SPEC 6.5.1)...
+    refused = bob.fail("put", case_id, *[str(bob.workdir / n) for n in names])
+    assert "control and format characters are refused" in refused.stderr
+    assert alice.json("ls", case_id) == []
+    # ...so a hostile co-counsel uses a modified client: each name sealed as a record of an
+    # older client (a name, no folder path), signed and uploaded as an honest upload is.
+    hostile = Vault(str(bob.home), server=bob.server.url, passphrase=PASSPHRASE)
+    for name in names:
+        plant_upload(hostile, case_id, b"planted", name=name)
 
     listing = alice.run("ls", case_id).stdout
     _assert_escaped(listing)
