@@ -387,6 +387,11 @@ class CaseOps:
         from client.holds import check_holds_kept  # client.holds builds on this module
 
         check_holds_kept(ctx, entries)
+        from client.custody import file_paths  # client.custody builds on this module
+
+        # Names are decrypted here, never sent by the server; only for files the log names.
+        paths = file_paths(self.session, ctx) if any(
+            isinstance(e["record"].get("file_id"), str) for e in entries) else {}
         out = []
         states: dict[str, str] = {}  # per actor: the pins are read once, not once per entry
         for e in entries:
@@ -405,7 +410,8 @@ class CaseOps:
                 trust = UNVERIFIED
             out.append({"index": e["index"], "time": _time_of(record),
                         "actor": actor, "action": record.get("action"),
-                        "target": _target_of(record, ctx), "actor_trust": trust})
+                        "target": _target_of(record, ctx), "actor_trust": trust,
+                        "target_path": paths.get(record.get("file_id"))})
         return out
 
 
