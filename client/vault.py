@@ -137,8 +137,9 @@ class Vault:
     def set_role(self, case_id: str, username: str, role: str) -> dict[str, Any]:
         return self._cases().set_role(case_id, username, role)
 
-    def audit(self, case_id: str) -> list[dict[str, Any]]:
-        return self._cases().audit(case_id)
+    def audit(self, case_id: str, *, with_paths: bool = False) -> list[dict[str, Any]]:
+        """The verified audit trail; `with_paths` names files by their decrypted paths."""
+        return self._cases().audit(case_id, with_paths=with_paths)
 
     def custody(self, case_id: str, file_id: str) -> dict[str, Any]:
         """A file's verified chain of custody: intake records, versions, audit events."""

@@ -301,7 +301,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
             return
     elif args.case_id is None:
         raise UsageError("name a case (casevault audit CASE_ID) or pass --verify")
-    events = vault.audit(args.case_id)
+    events = vault.audit(args.case_id, with_paths=True)
     rows = [{**e, "actor": _who(e["actor"], e.get("actor_trust")),
              "path": e.get("target_path") or ""} for e in events]
     out.emit(args, events, out.table(rows, ["index", "time", "actor", "action", "target",
