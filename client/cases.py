@@ -378,7 +378,10 @@ class CaseOps:
         except AuditVerificationError as exc:
             raise audit_failure(exc, "and your receipts") from exc
 
-    def audit(self, case_id: str) -> list[dict[str, Any]]:
+    def audit(self, case_id: str, *, with_paths: bool = False) -> list[dict[str, Any]]:
+        """The case's verified audit entries. `with_paths` adds each file's folder path and
+        name (`target_path`), decrypted here; it lists the case's files, which the server
+        logs as a listing (T30), so a caller that only reads the log leaves it off."""
         ctx = self.load(case_id)
         try:
             entries = self.session.audit_log().case_entries(case_id)
@@ -387,6 +390,11 @@ class CaseOps:
         from client.holds import check_holds_kept  # client.holds builds on this module
 
         check_holds_kept(ctx, entries)
+        from client.custody import file_paths  # client.custody builds on this module
+
+        # Names are decrypted here, never sent by the server; only for files the log names.
+        paths = file_paths(self.session, ctx) if with_paths and any(
+            isinstance(e["record"].get("file_id"), str) for e in entries) else {}
         out = []
         states: dict[str, str] = {}  # per actor: the pins are read once, not once per entry
         for e in entries:
@@ -405,7 +413,8 @@ class CaseOps:
                 trust = UNVERIFIED
             out.append({"index": e["index"], "time": _time_of(record),
                         "actor": actor, "action": record.get("action"),
-                        "target": _target_of(record, ctx), "actor_trust": trust})
+                        "target": _target_of(record, ctx), "actor_trust": trust,
+                        "target_path": paths.get(record.get("file_id"))})
         return out
 
 

@@ -22,6 +22,7 @@ from client.accounts import Accounts, Enrolment
 from client.api import Api
 from client.cases import CaseOps
 from client.colleagues import Colleagues
+from client.custody import Custody
 from client.errors import (
     CodeAlreadyUsed,
     FingerprintMismatch,
@@ -136,8 +137,13 @@ class Vault:
     def set_role(self, case_id: str, username: str, role: str) -> dict[str, Any]:
         return self._cases().set_role(case_id, username, role)
 
-    def audit(self, case_id: str) -> list[dict[str, Any]]:
-        return self._cases().audit(case_id)
+    def audit(self, case_id: str, *, with_paths: bool = False) -> list[dict[str, Any]]:
+        """The verified audit trail; `with_paths` names files by their decrypted paths."""
+        return self._cases().audit(case_id, with_paths=with_paths)
+
+    def custody(self, case_id: str, file_id: str) -> dict[str, Any]:
+        """A file's verified chain of custody: intake records, versions, audit events."""
+        return Custody(self.session).show(case_id, file_id)
 
     def hold(self, case_id: str, reason: str) -> dict[str, Any]:
         """Place a legal hold (owners): a signed entry of the case's membership log."""
@@ -157,9 +163,11 @@ class Vault:
     # ------------------------------------------------------------ files
 
     def put(self, case_id: str, paths: list[Any], *, file_id: str | None = None,
-            to: str | None = None, on_skip: SkipNotice | None = None) -> list[dict[str, Any]]:
+            to: str | None = None, on_skip: SkipNotice | None = None, source: str = "",
+            note: str = "") -> list[dict[str, Any]]:
         """Upload files and directories (recursively, as `cp -r`) into folder `to` (the root
-        by default); with `file_id`, one file becomes the next version of that file."""
+        by default); with `file_id`, one file becomes the next version of that file. Each
+        file's intake record (chain of custody) names `source` and `note`."""
         if file_id is not None and (len(paths) != 1 or Path(paths[0]).is_dir()):
             raise VaultError("a new version takes exactly one file")
         planned = plan_upload([Path(p) for p in paths], to=to, on_skip=on_skip)
@@ -168,7 +176,7 @@ class Vault:
         if file_id is not None and to is None:
             places = [None]
         return Uploads(self.session).put(case_id, [p.local for p in planned], file_id=file_id,
-                                         case_paths=places)
+                                         case_paths=places, source=source, note=note)
 
     def ls(self, case_id: str, folder: str | None = None) -> list[dict[str, Any]]:
         """The latest version of every file, or of those inside `folder`, sorted by path."""

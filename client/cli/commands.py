@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from client.cli import custody as custody_cli
 from client.cli import holds as hold_cli
 from client.cli import output as out
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
@@ -192,7 +193,8 @@ def cmd_case_list(args: argparse.Namespace) -> None:
 
 def cmd_put(args: argparse.Namespace) -> None:
     results = _vault(args).put(args.case_id, [Path(p) for p in args.paths],
-                               file_id=args.file_id, to=args.to, on_skip=out.skipped)
+                               file_id=args.file_id, to=args.to, on_skip=out.skipped,
+                               source=args.source, note=args.note)
     out.emit(args, results, out.table(results, ["file_id", "version", "size", "path", "sha256"]))
     if not args.json and results and results[0].get("unverified_members"):
         out.text("Members not verified: " + ", ".join(
@@ -299,9 +301,11 @@ def cmd_audit(args: argparse.Namespace) -> None:
             return
     elif args.case_id is None:
         raise UsageError("name a case (casevault audit CASE_ID) or pass --verify")
-    events = vault.audit(args.case_id)
-    rows = [{**e, "actor": _who(e["actor"], e.get("actor_trust"))} for e in events]
-    out.emit(args, events, out.table(rows, ["index", "time", "actor", "action", "target"]))
+    events = vault.audit(args.case_id, with_paths=True)
+    rows = [{**e, "actor": _who(e["actor"], e.get("actor_trust")),
+             "path": e.get("target_path") or ""} for e in events]
+    out.emit(args, events, out.table(rows, ["index", "time", "actor", "action", "target",
+                                            "path"]))
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> None:
@@ -374,6 +378,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="FOLDER", help="the folder of the case to upload into")
     p.add_argument("--file-id", metavar="FILE_ID",
                    help="upload the one PATH as the next version of this existing file")
+    p.add_argument("--source", metavar="TEXT", default="",
+                   help="where the files came from (recorded in each file's intake record)")
+    p.add_argument("--note", metavar="TEXT", default="",
+                   help="a note for the intake record (chain of custody)")
     p.add_argument("--yes", action="store_true",
                    help="confirm members whose keys are not verified without asking")
 
@@ -419,6 +427,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="re-verify the log and every receipt of your own actions")
 
+    custody_cli.register(add, _vault)
     hold_cli.register(add, _vault)
 
     p = add("fingerprint", cmd_fingerprint, "show a safety number (yours by default)")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import mimetypes
 import os
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,25 @@ from client.trust import confirm_people, unverified_members
 from vault.protocol.encoding import b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
+from vault.protocol.intake import (
+    MAX_NOTE_CHARS,
+    MAX_SOURCE_CHARS,
+    IntakeRecord,
+    clean_original_name,
+)
 from vault.protocol.paths import split_path
 from vault.protocol.records import LABEL_MANIFEST, manifest_body
+from vault.protocol.text import is_clean_text
 
 PART_SIZE = 8 * 1024 * 1024
+
+
+def client_version() -> str:
+    """What the intake record names as the software that took a file in."""
+    try:
+        return f"casevault/{importlib.metadata.version('casevault')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "casevault"
 
 
 class _AlreadyDone(Exception):  # noqa: N818 - control flow inside the resume, never escapes
@@ -60,6 +77,7 @@ class Uploads:
         self.cases = cases or CaseOps(session)
         self.files = CaseFiles(session, self.cases)
         self._states: TransferStates | None = None
+        self._intake_text: tuple[str, str] = ("", "")
 
     def _transfers(self) -> TransferStates:
         """Resume state, sealed under the identity (client.transfers); plaintext state an
@@ -71,11 +89,16 @@ class Uploads:
         return self._states
 
     def put(self, case_id: str, paths: list[Path], *, file_id: str | None = None,
-            case_paths: list[str | None] | None = None) -> list[dict[str, Any]]:
+            case_paths: list[str | None] | None = None, source: str = "",
+            note: str = "") -> list[dict[str, Any]]:
         """Encrypt and upload files; with `file_id`, one path becomes that file's next version.
 
         `case_paths` gives each file its folder path in the case (client.files.folders); None
-        leaves a file without one, except a new version, which stays in its file's folder."""
+        leaves a file without one, except a new version, which stays in its file's folder.
+        Every file (each new version too) carries its own intake record (vault.protocol.intake)
+        with `source` and `note`, sealed in its metadata."""
+        # Checked before anything is encrypted: a bad --note must not cost an upload.
+        self._intake_text = _intake_text(source, note)
         places = list(case_paths) if case_paths is not None else [None] * len(paths)
         for path in paths:
             if not path.is_file():
@@ -124,6 +147,9 @@ class Uploads:
             # The sealed metadata names the path: another path is another upload. A file at
             # the case root keeps the key older clients used, so their resume state is found.
             ident += f"\x00{case_path}"
+        if any(self._intake_text):
+            # So do the intake's source and note: another statement is another upload.
+            ident += "\x00{}\x00{}".format(*self._intake_text)
         key = f"up-{ctx.case_id}-{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
         return self._transfers().name(key)
 
@@ -184,6 +210,8 @@ class Uploads:
             # Kept with the upload: a resume must cut the blob exactly as it was announced.
             "part_size": PART_SIZE,
         }
+        # The original's own name and time, read before its bytes: the intake's statement.
+        mtime = int(path.stat().st_mtime)
         state["upload_id"] = self._create_upload(ctx, state)
         fd = os.open(blob_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out, path.open("rb") as src, \
@@ -202,9 +230,17 @@ class Uploads:
                 self._abort(ctx, state)
                 raise
             media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            now = self.session.now()
+            # The hash is of the bytes that were read and encrypted: the content's own hash.
+            intake = IntakeRecord(
+                sha256=res.plaintext_sha256, original_name=clean_original_name(path.name),
+                original_mtime=mtime if mtime >= 0 else None,
+                taken_in_by=self.session.identity().user_id, taken_in_at=now,
+                source=self._intake_text[0], note=self._intake_text[1],
+                client_version=client_version())
             meta = crypto.FileMetadata(name=name, size=res.plaintext_size,
                                        sha256=res.plaintext_sha256, media_type=media_type,
-                                       client_time=self.session.now(), path=case_path)
+                                       client_time=now, path=case_path, intake=intake)
             enc_meta = crypto.encrypt_file_metadata(
                 meta, file_key=file_key, case_id=ctx.case_id, file_id=file_id, version=version)
             wrapped = crypto.wrap_file_key(file_key, case_key=ctx.key, case_id=ctx.case_id,
@@ -326,6 +362,17 @@ class Uploads:
             detail={"version": state["version"]})
         self.files.record_seen(ctx, {state["file_id"]: (state["version"], False)})
         return _result(state)
+
+
+def _intake_text(source: str, note: str) -> tuple[str, str]:
+    """`--source` and `--note` as the intake record takes them, or a VaultError naming why."""
+    source, note = (unicodedata.normalize("NFC", t) for t in (source, note))
+    for label, value, bound in (("--source", source, MAX_SOURCE_CHARS),
+                                ("--note", note, MAX_NOTE_CHARS)):
+        if not is_clean_text(value, max_chars=bound):
+            raise VaultError(f"{label} is text of at most {bound} characters, without "
+                             "control or invisible formatting characters")
+    return source, note
 
 
 def _result(state: dict[str, Any]) -> dict[str, Any]:

@@ -58,10 +58,12 @@ def test_audit_verify_rechecks_receipts_and_catches_a_rewrite(lawyers, server) -
     assert "Audit log verified" in human and "3 receipt(s)" in human
 
     history = alice.json("audit", case_id)
-    assert history and all(set(e) == {"index", "time", "actor", "action", "target", "actor_trust"}
+    assert history and all(set(e) == {"index", "time", "actor", "action", "target", "actor_trust",
+                                       "target_path"}
                            for e in history)
     uploads = [e for e in history if e["action"] == "file:version:uploaded"]
-    assert uploads == [{**uploads[0], "actor": alice.username, "target": item["file_id"]}]
+    assert uploads == [{**uploads[0], "actor": alice.username, "target": item["file_id"],
+                        "target_path": item["path"]}]
 
     _rewrite_upload_entry(server.database_url)
     # A listing is logged once per window (T30): the server signs the forged log again, at

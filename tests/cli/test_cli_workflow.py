@@ -118,7 +118,8 @@ def test_two_lawyers_share_revoke_and_audit(lawyers, monkeypatch) -> None:
 
     # Audit: verified, usernames as actors, and the membership changes are there.
     events = alice.json("audit", case_id)
-    assert events and all(set(e) == {"index", "time", "actor", "action", "target", "actor_trust"}
+    assert events and all(set(e) == {"index", "time", "actor", "action", "target", "actor_trust",
+                                      "target_path"}
                           for e in events)
     actions = [e["action"] for e in events]
     assert any("member:added" in a for a in actions)
