@@ -18,7 +18,7 @@ from client.auditlog import audit_failure
 from client.errors import AuditVerificationError, NotAMember, NotFound, VaultError
 from client.revocation import RevocationScan, save_evidence
 from client.session import Session
-from client.trust import UNVERIFIED, VERIFIED, check_username, confirm_people
+from client.trust import VERIFIED, confirm_people
 from vault.protocol.encoding import EncodingError, b64d, b64e
 from vault.protocol.events import Action
 from vault.protocol.ids import is_valid_id, new_id
@@ -378,69 +378,9 @@ class CaseOps:
         except AuditVerificationError as exc:
             raise audit_failure(exc, "and your receipts") from exc
 
-    def audit(self, case_id: str, *, with_paths: bool = False) -> list[dict[str, Any]]:
-        """The case's verified audit entries. `with_paths` adds each file's folder path and
-        name (`target_path`), decrypted here; it lists the case's files, which the server
-        logs as a listing (T30), so a caller that only reads the log leaves it off."""
-        ctx = self.load(case_id)
-        try:
-            entries = self.session.audit_log().case_entries(case_id)
-        except AuditVerificationError as exc:
-            raise audit_failure(exc, f"of case {case_id}") from exc
-        from client.holds import check_holds_kept  # client.holds builds on this module
-
-        check_holds_kept(ctx, entries)
-        from client.custody import file_paths  # client.custody builds on this module
-
-        # Names are decrypted here, never sent by the server; only for files the log names.
-        paths = file_paths(self.session, ctx) if with_paths and any(
-            isinstance(e["record"].get("file_id"), str) for e in entries) else {}
-        out = []
-        states: dict[str, str] = {}  # per actor: the pins are read once, not once per entry
-        for e in entries:
-            record = e["record"]
-            actor = e.get("actor")
-            actor_id = record.get("actor_id") or record.get("actor")
-            trust = None
-            if isinstance(actor_id, str) and actor_id in ctx.identities:
-                actor = ctx.identities[actor_id].username
-                if actor_id not in states:
-                    states[actor_id] = self.session.trust.trust_state(actor_id, ctx.me)
-                trust = states[actor_id]
-            elif actor is not None:
-                # A name only the server vouches for: it must at least be one it could hold.
-                check_username(actor, f"audit entry {e['index']}")
-                trust = UNVERIFIED
-            out.append({"index": e["index"], "time": _time_of(record),
-                        "actor": actor, "action": record.get("action"),
-                        "target": _target_of(record, ctx), "actor_trust": trust,
-                        "target_path": paths.get(record.get("file_id"))})
-        return out
-
 
 def _grant_generation(signed: Any) -> int:
     try:
         return parse_grant(signed).generation
     except RecordError as exc:
         raise crypto.IntegrityError("key grant") from exc
-
-
-def _time_of(record: dict[str, Any]) -> str | None:
-    value = record.get("time")
-    if isinstance(value, int):
-        return iso(value)
-    return value if isinstance(value, str) else None
-
-
-def _target_of(record: dict[str, Any], ctx: CaseContext) -> str | None:
-    # The most specific target first: a file, then the member an event is about, the case last.
-    detail = record.get("detail") if isinstance(record.get("detail"), dict) else {}
-    if isinstance(record.get("file_id"), str):
-        return record["file_id"]
-    for key in ("subject", "member"):
-        if isinstance(detail.get(key), str):
-            return ctx.username(detail[key])
-    value = record.get("case_id")
-    return value if isinstance(value, str) else None
-
-

@@ -20,6 +20,7 @@ from typing import Any
 from client import crypto
 from client.accounts import Accounts, Enrolment
 from client.api import Api
+from client.case_audit import CaseAudit
 from client.cases import CaseOps
 from client.colleagues import Colleagues
 from client.custody import Custody
@@ -139,7 +140,7 @@ class Vault:
 
     def audit(self, case_id: str, *, with_paths: bool = False) -> list[dict[str, Any]]:
         """The verified audit trail; `with_paths` names files by their decrypted paths."""
-        return self._cases().audit(case_id, with_paths=with_paths)
+        return CaseAudit(self.session).audit(case_id, with_paths=with_paths)
 
     def custody(self, case_id: str, file_id: str) -> dict[str, Any]:
         """A file's verified chain of custody: intake records, versions, audit events."""
