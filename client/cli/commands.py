@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from client.cli import holds as hold_cli
+from client.cli import legal as legal_cli
 from client.cli import output as out
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
 from client.cli.safetext import shown
@@ -420,6 +421,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="re-verify the log and every receipt of your own actions")
 
     hold_cli.register(add, _vault)
+    legal_cli.register(add, _vault)
 
     p = add("fingerprint", cmd_fingerprint, "show a safety number (yours by default)")
     p.add_argument("username", nargs="?")
