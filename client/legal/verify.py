@@ -93,6 +93,7 @@ def expert_files(*, files: list[dict[str, Any]], membership: list[Any],
         env = open_envelope(LABEL_MANIFEST, f["manifest"])
         out[f"manifests/{f['file_id']}.msg"] = signing_input(env.label, env.body)
         out[f"manifests/{f['file_id']}.sig"] = env.sig
+        out[f"metadata/{f['file_id']}.enc"] = b64d(f["encrypted_metadata"])
     for seq, signed in enumerate(membership):
         env = open_envelope(LABEL_MEMBERSHIP, signed)
         out[f"membership/{seq}.msg"] = signing_input(env.label, env.body)
