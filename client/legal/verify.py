@@ -230,7 +230,8 @@ class _Checker:
         if sha256 != meta.sha256 or size != meta.size:
             self.fail(f"{label}: data/{case_path} is not the content the uploader signed "
                       f"(SHA-256 {sha256}, signed {meta.sha256})")
-        summary.update(sha256=meta.sha256, size=meta.size)
+        summary.update(sha256=meta.sha256, size=meta.size,
+                       intake=meta.intake.to_json() if meta.intake else None)
 
     def _audit(self, f: dict[str, Any], manifest: Any, case_id: str,
                head: Checkpoint | None, label: str) -> None:
