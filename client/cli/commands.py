@@ -16,6 +16,7 @@ from typing import Any
 
 from client.cli import custody as custody_cli
 from client.cli import holds as hold_cli
+from client.cli import legal as legal_cli
 from client.cli import output as out
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK, UsageError, exit_code, message
 from client.cli.safetext import shown
@@ -429,6 +430,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     custody_cli.register(add, _vault)
     hold_cli.register(add, _vault)
+    legal_cli.register(add, _vault)
 
     p = add("fingerprint", cmd_fingerprint, "show a safety number (yours by default)")
     p.add_argument("username", nargs="?")
