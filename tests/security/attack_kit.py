@@ -351,19 +351,25 @@ def bearer(vault) -> dict[str, str]:
     return {"Authorization": f"Bearer {vault.keystore.load_session()}"}
 
 
-def plant_upload(uploader, case_id: str, plaintext: bytes, **meta_fields) -> str:
+def plant_upload(uploader, case_id: str, plaintext: bytes, *, metadata=None,
+                 **meta_fields) -> str:
     """Upload `plaintext` as `uploader` (a client.vault.Vault: a co-counsel with a modified
-    client) with a metadata record carrying `meta_fields` as given, no path rule applied,
-    signed and wrapped exactly like an honest upload. Returns its file id."""
+    client), signed and wrapped exactly like an honest upload, with a metadata record of its
+    choosing: `metadata(sha256) -> FileMetadata` sealed as it is, or else an honest record
+    with `meta_fields` laid over it, no path rule applied. Returns its file id."""
     ctx = CaseOps(uploader.session).load(case_id)
     file_id, file_key = new_id(), new_file_key()
     blob = io.BytesIO()
     res = encrypt_stream(io.BytesIO(plaintext), blob, file_key, case_id=case_id,
                          file_id=file_id, version=1)
-    honest = FileMetadata(name="x", size=len(plaintext), sha256=res.plaintext_sha256)
-    body = {**file_metadata_body(honest), **meta_fields}
-    ad = _aead.labelled(LABEL_FILE_META, case_id, file_id, 1)
-    meta = _aead.seal(_seal._meta_key(file_key), canonical_json(body), ad)
+    if metadata is not None:
+        meta = encrypt_file_metadata(metadata(res.plaintext_sha256), file_key=file_key,
+                                     case_id=case_id, file_id=file_id, version=1)
+    else:
+        honest = FileMetadata(name="x", size=len(plaintext), sha256=res.plaintext_sha256)
+        body = {**file_metadata_body(honest), **meta_fields}
+        ad = _aead.labelled(LABEL_FILE_META, case_id, file_id, 1)
+        meta = _aead.seal(_seal._meta_key(file_key), canonical_json(body), ad)
     wrapped = wrap_file_key(file_key, case_key=ctx.key, case_id=case_id, file_id=file_id,
                             version=1, generation=ctx.generation)
     data = blob.getvalue()

@@ -9,65 +9,32 @@ is refused (exit 3) and nothing is shown; an honest record from the same route i
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 
 import pytest
-from attack_kit import PASSPHRASE
+from attack_kit import PASSPHRASE, plant_upload
 
-from client.cases import CaseOps
 from client.cli.commands import main
 from client.cli.exits import EXIT_INTEGRITY, EXIT_OK
 from client.crypto import (
     FileMetadata,
-    encrypt_file_metadata,
-    encrypt_stream,
-    new_file_key,
-    wrap_file_key,
 )
-from vault.protocol.encoding import b64e
-from vault.protocol.ids import new_id
 from vault.protocol.intake import MAX_CLOCK_AHEAD_SECONDS, IntakeRecord
-from vault.protocol.records import LABEL_MANIFEST, manifest_body
 
 
 def _upload_with_intake(uploader, case_id: str, plaintext: bytes, *, taken_in_by: str,
                         taken_in_at: int) -> str:
     """Upload `plaintext` as `uploader` with an intake record of the given claims, signed and
     wrapped exactly like an honest upload. Returns the file id."""
-    ctx = CaseOps(uploader.session).load(case_id)
-    file_id, file_key = new_id(), new_file_key()
-    blob = io.BytesIO()
-    res = encrypt_stream(io.BytesIO(plaintext), blob, file_key, case_id=case_id,
-                         file_id=file_id, version=1)
-    intake = IntakeRecord(sha256=res.plaintext_sha256, original_name="search-log.pdf",
-                          original_mtime=None, taken_in_by=taken_in_by,
-                          taken_in_at=taken_in_at, source="seized phone", note="")
-    meta = encrypt_file_metadata(
-        FileMetadata(name="search-log.pdf", size=len(plaintext), sha256=res.plaintext_sha256,
-                     intake=intake),
-        file_key=file_key, case_id=case_id, file_id=file_id, version=1)
-    wrapped = wrap_file_key(file_key, case_key=ctx.key, case_id=case_id, file_id=file_id,
-                            version=1, generation=ctx.generation)
-    data = blob.getvalue()
-    api = uploader.session.api
-    upload_id = api.create_upload(case_id, {"file_id": file_id, "version": 1,
-                                            "total_size": len(data),
-                                            "part_size": len(data)})["upload_id"]
-    api.upload_part(case_id, upload_id, 0, data, sha256=hashlib.sha256(data).hexdigest(),
-                    length=len(data))
-    signed = uploader.identity().sign(LABEL_MANIFEST, manifest_body(
-        case_id=case_id, file_id=file_id, version=1, generation=ctx.generation,
-        membership_seq=ctx.state.head.seq, blob_size=len(data),
-        blob_sha256=hashlib.sha256(data).hexdigest(),
-        meta_hash=hashlib.sha256(meta).hexdigest(),
-        wrapped_key_hash=hashlib.sha256(wrapped).hexdigest(),
-        uploader=uploader.identity().user_id, time=uploader.session.now()))
-    api.complete_upload(case_id, upload_id, {"manifest": signed,
-                                             "encrypted_metadata": b64e(meta),
-                                             "wrapped_key": b64e(wrapped)})
-    return file_id
+
+    def metadata(sha256: str) -> FileMetadata:
+        intake = IntakeRecord(sha256=sha256, original_name="search-log.pdf",
+                              original_mtime=None, taken_in_by=taken_in_by,
+                              taken_in_at=taken_in_at, source="seized phone", note="")
+        return FileMetadata(name="search-log.pdf", size=len(plaintext), sha256=sha256,
+                            intake=intake)
+
+    return plant_upload(uploader, case_id, plaintext, metadata=metadata)
 
 
 @pytest.fixture
